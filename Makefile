@@ -1,0 +1,42 @@
+# PISA Pulse: `make run` runs the whole system, `make test` tests it.
+PY      ?= python3.11
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: run test lint format bench soak docs clean install
+
+$(STAMP): pyproject.toml requirements.lock
+	@command -v $(PY) >/dev/null || { echo "need $(PY) on PATH"; exit 1; }
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/pulse up
+
+test: $(STAMP) lint
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/pulse bench all
+
+soak: $(STAMP)
+	$(BIN)/pulse bench soak --minutes 30 --rate 100
+
+docs: $(STAMP)
+	$(BIN)/pulse dbt docs generate
+
+clean:
+	rm -rf target logs .pulse

@@ -1,0 +1,1 @@
+"""The application-database simulator: GEI's per-country databases, stood in for."""

@@ -1,0 +1,70 @@
+"""Shared fixtures: a real PostgreSQL started for the test session on a free port.
+
+Set PULSE_TEST_PG_URL=postgresql://user@host:port to use an existing server instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from pulse import config
+from pulse.cluster import Cluster, find_pg_bin, free_port
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory) -> str:
+    """Base URL (no database) of a PostgreSQL server for this test session."""
+    existing = os.environ.get("PULSE_TEST_PG_URL")
+    if existing:
+        yield existing.rstrip("/")
+        return
+    home = tmp_path_factory.mktemp("pulse_home")
+    cluster = Cluster(data_dir=home / "pg", port=free_port(), bin_dir=find_pg_bin())
+    cluster.start()
+    yield f"postgresql://postgres@127.0.0.1:{cluster.port}"
+    cluster.stop("immediate")
+
+
+def create_database(server: str, name: str) -> str:
+    conn = psycopg2.connect(f"{server}/postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'drop database if exists "{name}" with (force)')
+        cur.execute(f'create database "{name}"')
+    conn.close()
+    return f"{server}/{name}"
+
+
+@pytest.fixture
+def fresh_db(pg_server):
+    """A factory for fresh, uniquely named databases on the test server."""
+
+    def make(prefix: str = "t") -> str:
+        return create_database(pg_server, f"{prefix}_{uuid.uuid4().hex[:8]}")
+
+    return make
+
+
+@pytest.fixture
+def pulse_env(pg_server, tmp_path, monkeypatch):
+    """A private Pulse world: its own data folder, warehouse database and sources prefix.
+
+    Source databases are named `<prefix>_<country>` so tests can run side by side on
+    one server without seeing each other's countries.
+    """
+    prefix = f"s{uuid.uuid4().hex[:6]}"
+    warehouse = create_database(pg_server, f"{prefix}_warehouse")
+    monkeypatch.setenv("PULSE_HOME", str(tmp_path / "pulse_home"))
+    monkeypatch.setenv("PULSE_WAREHOUSE_URL", warehouse)
+    monkeypatch.setenv("PULSE_SOURCE_URL_TEMPLATE", f"{pg_server}/{prefix}_{{country}}")
+    settings = config.load()
+    settings.test_prefix = prefix  # type: ignore[attr-defined]
+    return settings
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
