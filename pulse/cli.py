@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "pulse.sim.cli",
     "loader.cli",
     "pulse.supervisor",
+    "pulse.bench.cli",
 ]
 
 

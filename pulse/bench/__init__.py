@@ -1,0 +1,1 @@
+"""Benchmarks: `pulse bench <name>`; each module here with add_arguments(p) and run(args)."""
