@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
-import subprocess
 import sys
 
 from pulse import config
@@ -49,11 +47,10 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 def cmd_dbt(args: argparse.Namespace) -> int:
     """Run dbt against the configured warehouse (connection settings filled in)."""
+    from pulse.dbt import run_dbt
+
     settings = config.load()
-    env = {**os.environ, **config.dbt_env(settings.warehouse_url)}
-    env.setdefault("DBT_PROFILES_DIR", str(config.REPO_ROOT))
-    dbt = os.path.join(os.path.dirname(sys.executable), "dbt")
-    return subprocess.call([dbt, *args.dbt_args], cwd=config.REPO_ROOT, env=env)
+    return run_dbt(args.dbt_args, settings.warehouse_url, check=False, capture=False).returncode
 
 
 def build_parser() -> argparse.ArgumentParser:
