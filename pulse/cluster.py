@@ -118,8 +118,14 @@ class Cluster:
             os.chown(self.data_dir, pw.pw_uid, pw.pw_gid)
         self.data_dir.chmod(0o700)
         self._run(
-            "initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
-            "--encoding=UTF8", "--locale=C",
+            "initdb",
+            "-D",
+            str(self.data_dir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
         )
 
     def is_running(self) -> bool:
@@ -147,8 +153,17 @@ class Cluster:
         opts = " ".join(f"-c {k}={v}" for k, v in SERVER_SETTINGS.items())
         opts += f" -p {self.port} -k {self.socket_dir}"
         self._run(
-            "pg_ctl", "-D", str(self.data_dir), "-l", str(self.data_dir / "server.log"),
-            "-o", opts, "-w", "-t", str(int(timeout)), "start",
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.data_dir / "server.log"),
+            "-o",
+            opts,
+            "-w",
+            "-t",
+            str(int(timeout)),
+            "start",
         )
         self.wait_ready(timeout)
 

