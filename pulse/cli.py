@@ -20,6 +20,9 @@ COMMAND_MODULES = [
     "loader.cli",
     "pulse.supervisor",
     "pulse.bench.cli",
+    "pulse.realtime.cli",
+    "pulse.calibrate_cli",
+    "serving.cli",
 ]
 
 

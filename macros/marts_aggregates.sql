@@ -1,0 +1,146 @@
+{#-
+    Additive per-country pieces of the marts (models/marts/).
+
+    Every piece is a count or a `numeric` sum, so that adding a batch to the state gives,
+    digit for digit, what one aggregate over all rows gives (float sums would depend on the
+    order of addition). A double precision value converts to numeric deterministically
+    (15 significant digits), and numeric addition and multiplication are exact.
+-#}
+
+{% macro marts_state_indices() -%}
+    {{ return(['tmins', 'durecec', 'belong', 'escs', 'hisei', 'homepos', 'pared', 'paredint']) }}
+{%- endmacro %}
+
+{% macro marts_index_pieces(index) -%}
+    {{ return(['n', 'n_w', 'n_official', 'sum_w', 'sum_wx', 'sum_x', 'sum_xx']) }}
+{%- endmacro %}
+
+{#- The additive pieces of each index over per-student rows of relation `alias` (aggregates). -#}
+{% macro marts_index_sums(alias, indices) -%}
+    {%- for x in indices %}
+    count({{ alias }}.{{ x }}) as {{ x }}_n,
+    count({{ alias }}.{{ x }}) filter (where {{ alias }}.w_fstuwt > 0) as {{ x }}_n_w,
+    count({{ alias }}.{{ x }}) filter (where {{ alias }}.{{ x }}_source = 'official') as {{ x }}_n_official,
+    coalesce(sum({{ alias }}.w_fstuwt::numeric) filter (
+        where {{ alias }}.w_fstuwt > 0 and {{ alias }}.{{ x }} is not null
+    ), 0) as {{ x }}_sum_w,
+    coalesce(sum({{ alias }}.w_fstuwt::numeric * {{ alias }}.{{ x }}::numeric) filter (
+        where {{ alias }}.w_fstuwt > 0
+    ), 0) as {{ x }}_sum_wx,
+    coalesce(sum({{ alias }}.{{ x }}::numeric), 0) as {{ x }}_sum_x,
+    coalesce(sum({{ alias }}.{{ x }}::numeric * {{ alias }}.{{ x }}::numeric), 0) as {{ x }}_sum_xx{{ ',' if not loop.last }}
+    {%- endfor %}
+{%- endmacro %}
+
+{#- Zero for every piece: the row that makes an emptied country's old state row go away. -#}
+{% macro marts_index_zeros(indices) -%}
+    {%- for x in indices %}
+    {%- set outer_last = loop.last %}
+    {%- for piece in marts_index_pieces(x) %}
+    0 as {{ x }}_{{ piece }}{{ ',' if not (outer_last and loop.last) }}
+    {%- endfor %}
+    {%- endfor %}
+{%- endmacro %}
+
+{#- sum() of every piece, for adding up rows of pieces (state + batch, state + tail). -#}
+{% macro marts_index_sum_of_pieces(indices, alias=none) -%}
+    {%- set prefix = alias ~ '.' if alias else '' %}
+    {%- for x in indices %}
+    {%- set outer_last = loop.last %}
+    {%- for piece in marts_index_pieces(x) %}
+    sum({{ prefix }}{{ x }}_{{ piece }}){{ '::bigint' if piece.startswith('n') }} as {{ x }}_{{ piece }}{{ ',' if not (outer_last and loop.last) }}
+    {%- endfor %}
+    {%- endfor %}
+{%- endmacro %}
+
+{#- The list of piece columns of each index (for select lists). -#}
+{% macro marts_index_columns(indices, alias=none) -%}
+    {%- set prefix = alias ~ '.' if alias else '' %}
+    {%- for x in indices %}
+    {%- set outer_last = loop.last %}
+    {%- for piece in marts_index_pieces(x) %}
+    {{ prefix }}{{ x }}_{{ piece }}{{ ',' if not (outer_last and loop.last) }}
+    {%- endfor %}
+    {%- endfor %}
+{%- endmacro %}
+
+{#-
+    The country mean of index `x` from its pieces: weighted by W_FSTUWT (Σw·x / Σw over rows
+    with a positive weight) when any row with a value carries one, else the plain mean.
+-#}
+{% macro marts_mean(x, alias=none) -%}
+    {%- set p = alias ~ '.' if alias else '' -%}
+    case
+        when {{ p }}{{ x }}_sum_w > 0 then ({{ p }}{{ x }}_sum_wx / {{ p }}{{ x }}_sum_w)::double precision
+        when {{ p }}{{ x }}_n > 0 then ({{ p }}{{ x }}_sum_x / {{ p }}{{ x }}_n)::double precision
+    end
+{%- endmacro %}
+
+{#- Whether marts_mean(x) is weighted (null when there is no value at all). -#}
+{% macro marts_is_weighted(x, alias=none) -%}
+    {%- set p = alias ~ '.' if alias else '' -%}
+    case when {{ p }}{{ x }}_n > 0 then {{ p }}{{ x }}_sum_w > 0 end
+{%- endmacro %}
+
+{#- The numeric (unrounded) country mean; marts_mean casts it to double precision. -#}
+{% macro marts_mean_numeric(x, alias=none) -%}
+    {%- set p = alias ~ '.' if alias else '' -%}
+    case
+        when {{ p }}{{ x }}_sum_w > 0 then {{ p }}{{ x }}_sum_wx / {{ p }}{{ x }}_sum_w
+        when {{ p }}{{ x }}_n > 0 then {{ p }}{{ x }}_sum_x / {{ p }}{{ x }}_n
+    end
+{%- endmacro %}
+
+{#-
+    CTEs `country_state`, `tail_students`, `tail`, `country_totals`: the serving views' per-country
+    pieces = the additive state (country_index_state) + the live rows beyond its mark. The
+    tail is read from int_student_indices_live, a view over staging over raw, so the
+    `_load_seq >` filter reaches raw.responses' index on _load_seq: the tail costs what the
+    new rows cost, not what the whole table costs. Only the `indices` asked for are computed.
+-#}
+{% macro marts_state_plus_tail_ctes(indices) -%}
+country_state as (
+    select * from {{ ref('country_index_state') }}
+),
+
+live_students as (
+    select * from {{ ref('int_student_indices_live') }}
+),
+
+tail_students as (
+    select live_students.*
+    from live_students
+    where live_students._load_seq > (select coalesce(max(country_state._load_seq_mark), 0) from country_state)
+),
+
+tail as (
+    select
+        tail_students.cnt,
+        count(*) as submissions,
+        {{ marts_index_sums('tail_students', indices) }}
+    from tail_students
+    group by tail_students.cnt
+),
+
+pieces as (
+    select
+        country_state.cnt,
+        country_state.submissions,
+        {{ marts_index_columns(indices, 'country_state') }}
+    from country_state
+
+    union all
+
+    select * from tail
+),
+
+country_totals as (
+    select
+        pieces.cnt,
+        sum(pieces.submissions)::bigint as submissions,
+        {{ marts_index_sum_of_pieces(indices, 'pieces') }}
+    from pieces
+    group by pieces.cnt
+    having sum(pieces.submissions) > 0
+)
+{%- endmacro %}

@@ -1,0 +1,41 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key=['cnt', 'id'],
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        tags=['realtime'],
+        indexes=[
+            {'columns': ['cnt', 'id'], 'unique': true},
+            {'columns': ['_load_seq']},
+        ],
+        post_hook=[
+            "delete from {{ this }} as t
+            using {{ source('pisa', 'responses_deleted') }} as d
+            where d.cnt = t.cnt and d.id = t.id and d._load_seq > t._load_seq",
+        ],
+    )
+}}
+
+-- The per-student indices, materialised incrementally on the warehouse load order. Rows
+-- tombstoned after they were copied here are removed by the post-hook.
+
+with
+
+live as (
+
+    select * from {{ ref('int_student_indices_live') }}
+    {%- if is_incremental() %}
+        where _load_seq > (select coalesce(max(done._load_seq), 0) from {{ this }} as done)
+    {%- endif %}
+
+),
+
+final as (
+
+    select * from live
+
+)
+
+-- The columns are int_student_indices_live's, listed (and documented) there.
+select * from final  -- noqa: AM04

@@ -1,0 +1,31 @@
+{{ config(materialized='view', tags=['serving']) }}
+
+with
+
+country_state as (
+    select * from {{ ref('country_index_state') }}
+),
+
+-- int_student_indices_live is one row per staged row: counts and created_at need no indices
+responses as (
+    select * from {{ ref('stg_pisa__responses') }}
+),
+
+state_count as (
+    select coalesce(sum(country_state.submissions), 0) as submissions
+    from country_state
+),
+
+tail_count as (
+    select count(*) as submissions
+    from responses
+    where responses._load_seq > (select coalesce(max(country_state._load_seq_mark), 0) from country_state)
+),
+
+final as (
+    select (state_count.submissions + tail_count.submissions)::bigint as count
+    from state_count
+    cross join tail_count
+)
+
+select * from final

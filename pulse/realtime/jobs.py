@@ -1,0 +1,99 @@
+"""Slow jobs on their own schedules, in subprocesses, never blocking the loop.
+
+Each job is a command line run every `interval` seconds by one background thread; a job
+still running when it is due again is not started twice. Subprocesses (not threads) because
+dbt keeps process-global state and the loop's own dbt runner lives in this process.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pulse.realtime.events import EventLog
+
+
+@dataclass
+class Job:
+    name: str
+    argv: list[str]
+    interval: float
+    first_after: float  # seconds after start before the first run
+    runs: int = 0
+    failures: int = 0
+    last_seconds: float | None = None
+    last_ok: bool | None = None
+    next_at: float = field(default=0.0)
+
+
+def pulse_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pulse.cli", *args]
+
+
+class JobScheduler:
+    def __init__(self, jobs: list[Job], events: EventLog, log_dir: Path, env: dict | None = None):
+        self.jobs = jobs
+        self.events = events
+        self.log_dir = log_dir
+        self.env = env
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._current: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        now = time.monotonic()
+        for job in self.jobs:
+            job.next_at = now + job.first_after
+        self._thread = threading.Thread(target=self._run, name="realtime-jobs", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        # One job at a time: the machine is small and the loop must keep its share of it.
+        while not self._stop.is_set():
+            due = [j for j in self.jobs if j.next_at <= time.monotonic()]
+            if not due:
+                self._stop.wait(1.0)
+                continue
+            job = min(due, key=lambda j: j.next_at)
+            self._execute(job)
+            job.next_at = time.monotonic() + job.interval
+
+    def _execute(self, job: Job) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        self.events.emit("job_start", job=job.name, argv=job.argv)
+        with open(self.log_dir / f"job-{job.name}.log", "ab") as out:
+            try:
+                self._current = subprocess.Popen(
+                    job.argv, stdout=out, stderr=subprocess.STDOUT, env=self.env
+                )
+                code = self._current.wait()
+            except OSError as exc:
+                code = -1
+                self.events.emit("job_error", job=job.name, error=str(exc))
+            finally:
+                self._current = None
+        job.runs += 1
+        job.last_seconds = time.monotonic() - started
+        job.last_ok = code == 0
+        if code != 0:
+            job.failures += 1
+        self.events.emit(
+            "job_end", job=job.name, ok=code == 0, code=code, seconds=round(job.last_seconds, 3)
+        )
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        proc = self._current
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if self._thread is not None:
+            self._thread.join(timeout)

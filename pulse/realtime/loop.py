@@ -1,0 +1,273 @@
+"""The real-time loop: loader tick → publish → dbt tick, in one thread, ticks never overlapping.
+
+Why this order: the serving views are the additive state *plus the tail* of staged rows
+beyond the state's high-water mark, so the published numbers are exact as soon as the
+loader has committed a row; publishing right after each loader tick makes freshness
+independent of dbt. dbt's job is to keep the tail short (the tail is recomputed on every
+publish), so it runs only when the loader brought rows or deletions, and at most every
+`dbt_interval` seconds unless the tail has grown past `dbt_tail_rows`.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import psycopg2
+
+from pulse.realtime.events import EventLog, StatusLine
+
+
+@dataclass
+class LoopSettings:
+    loader_interval: float = 0.1  # the shortest loader tick period (an idle loop sleeps)
+    publish_interval: float = 0.5  # republish at least this often (time buckets, lag)
+    dbt_interval: float = 1.0  # the shortest time between two dbt ticks
+    dbt_tail_rows: int = 500  # a tail this long is folded into the state before publishing
+    warehouse_backoff_max: float = 2.0
+    lag_poll_interval: float = 2.0
+
+
+@dataclass
+class LoopStats:
+    """Counters and recent timings, for the status line, the logs and the benchmarks."""
+
+    ticks: int = 0
+    rows: int = 0
+    deleted: int = 0
+    dbt_ticks: int = 0
+    dbt_failures: int = 0
+    publishes: int = 0
+    publish_failures: int = 0
+    warehouse_errors: int = 0
+    tail_rows: int = 0  # rows loaded since the last successful dbt tick
+    lag_ms: int | None = None
+    loader_s: deque = field(default_factory=lambda: deque(maxlen=200))
+    publish_s: deque = field(default_factory=lambda: deque(maxlen=200))
+    dbt_s: deque = field(default_factory=lambda: deque(maxlen=200))
+    loaded: deque = field(default_factory=lambda: deque(maxlen=2_000))  # (monotonic, rows)
+
+    def rate(self, window: float = 10.0) -> float:
+        now = time.monotonic()
+        recent = [n for t, n in self.loaded if t >= now - window]
+        return sum(recent) / window
+
+    @staticmethod
+    def median(values) -> float | None:
+        return statistics.median(values) if values else None
+
+
+class RealtimeLoop:
+    """Drives a loader, a dbt session and a publisher (any objects with their methods).
+
+    loader.tick() -> TickResult (.total_rows, .deleted), raising WarehouseUnavailable;
+    dbt.tick() -> DbtInvocation (.success, .seconds); publisher.publish_once() -> bool.
+    """
+
+    def __init__(
+        self,
+        loader,
+        dbt,
+        publisher,
+        *,
+        warehouse_url: str | None = None,
+        settings: LoopSettings | None = None,
+        events: EventLog | None = None,
+        status: StatusLine | None = None,
+    ):
+        self.loader = loader
+        self.dbt = dbt
+        self.publisher = publisher
+        self.warehouse_url = warehouse_url
+        self.settings = settings or LoopSettings()
+        self.events = events or EventLog(None)
+        self.status = status or StatusLine(stream=_NullStream())
+        self.stats = LoopStats()
+        self.stop_event = threading.Event()
+        self._last_publish = float("-inf")
+        self._last_dbt = float("-inf")
+        self._last_lag_poll = float("-inf")
+        self._backoff = 0.0
+        self._lag_conn = None
+
+    # -- one tick ---------------------------------------------------------------------------
+    def tick(self) -> dict:
+        """One iteration; returns what it did (for logs and tests)."""
+        from loader.engine import WarehouseUnavailable
+
+        started = time.monotonic()
+        done: dict = {"rows": 0, "deleted": 0, "published": None, "dbt": None}
+        try:
+            result = self.loader.tick()
+        except WarehouseUnavailable as exc:
+            self.stats.warehouse_errors += 1
+            self._backoff = min(self.settings.warehouse_backoff_max, max(0.2, self._backoff * 2))
+            self.events.emit("warehouse_unavailable", error=str(exc)[:300], retry_in=self._backoff)
+            done["warehouse_unavailable"] = True
+            done["wait"] = self._backoff
+            return done
+        self._backoff = 0.0
+        loader_s = time.monotonic() - started
+        rows, deleted = result.total_rows, sum(result.deleted.values())
+        self.stats.ticks += 1
+        self.stats.rows += rows
+        self.stats.deleted += deleted
+        self.stats.tail_rows += rows + deleted
+        self.stats.loader_s.append(loader_s)
+        self.stats.loaded.append((started, rows))
+        done.update(rows=rows, deleted=deleted, loader_s=loader_s)
+
+        # Catching up (after a restart or an outage): a long tail would be recomputed by every
+        # serving view on every publish, so fold it into the state first.
+        dbt_ready = getattr(self.dbt, "ready", lambda: True)()
+        if dbt_ready and self.stats.tail_rows >= self.settings.dbt_tail_rows:
+            self._timed(done, "dbt", self._dbt_tick)
+        now = time.monotonic()
+        if rows or deleted or now - self._last_publish >= self.settings.publish_interval:
+            self._timed(done, "published", self._publish)
+        now = time.monotonic()
+        if (
+            done["dbt"] is None
+            and self.stats.tail_rows
+            and (now - self._last_dbt >= self.settings.dbt_interval)
+        ):
+            self._timed(done, "dbt", self._dbt_tick)
+
+        done["tick_s"] = time.monotonic() - started
+        if rows or deleted or done["dbt"] is not None:
+            self.events.emit(
+                "tick",
+                rows=rows,
+                deleted=deleted,
+                down=list(result.down),
+                loader_s=round(loader_s, 4),
+                publish_s=round(done.get("published_s", 0.0), 4),
+                dbt_s=None if done["dbt"] is None else round(done["dbt_s"], 4),
+                tick_s=round(done["tick_s"], 4),
+                tail_rows=self.stats.tail_rows,
+            )
+        return done
+
+    @staticmethod
+    def _timed(done: dict, key: str, step) -> None:
+        started = time.monotonic()
+        done[key] = step()
+        done[f"{key}_s"] = time.monotonic() - started
+
+    def _publish(self) -> bool | None:
+        started = time.monotonic()
+        try:
+            changed = self.publisher.publish_once()
+        except Exception as exc:  # the warehouse or a view may be gone for a moment
+            self.stats.publish_failures += 1
+            self.events.emit("publish_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            return None
+        self._last_publish = time.monotonic()
+        self.stats.publishes += 1
+        self.stats.publish_s.append(self._last_publish - started)
+        return changed
+
+    def _dbt_tick(self) -> bool:
+        invocation = self.dbt.tick()
+        self._last_dbt = time.monotonic()
+        self.stats.dbt_s.append(invocation.seconds)
+        if invocation.success:
+            self.stats.dbt_ticks += 1
+            self.stats.tail_rows = 0
+        else:
+            self.stats.dbt_failures += 1
+            self.events.emit(
+                "dbt_failed",
+                seconds=round(invocation.seconds, 3),
+                error=invocation.error,
+                failures=invocation.failures[:5],
+            )
+        return invocation.success
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self, max_seconds: float | None = None) -> None:
+        """Tick until stop() (or max_seconds); a slow tick is followed at once by the next."""
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        self.events.emit("loop_start")
+        while not self.stop_event.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            started = time.monotonic()
+            done = self.tick()
+            self._poll_lag()
+            self.status.show(self.status_text())
+            wait = done.get("wait", self.settings.loader_interval)
+            self.stop_event.wait(max(0.0, wait - (time.monotonic() - started)))
+        self.status.show(self.status_text(), force=True)
+        self.status.done()
+        self.events.emit("loop_stop", **self.summary())
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _poll_lag(self) -> None:
+        """The loader's own lag (now − newest created_at loaded), for the status line."""
+        now = time.monotonic()
+        if not self.warehouse_url or now - self._last_lag_poll < self.settings.lag_poll_interval:
+            return
+        self._last_lag_poll = now
+        try:
+            if self._lag_conn is None or self._lag_conn.closed:
+                self._lag_conn = psycopg2.connect(self.warehouse_url, connect_timeout=2)
+                self._lag_conn.autocommit = True
+            with self._lag_conn.cursor() as cur:
+                cur.execute("select max(lag_ms) from raw.loader_sources where status = 'ok'")
+                (lag,) = cur.fetchone()
+            self.stats.lag_ms = None if lag is None else int(lag)
+        except psycopg2.Error:
+            if self._lag_conn is not None:
+                self._lag_conn.close()
+            self._lag_conn = None
+
+    def status_text(self) -> str:
+        s = self.stats
+
+        def ms(values) -> str:
+            m = s.median(values)
+            return "-" if m is None else f"{m * 1000:.0f}ms"
+
+        lag = "-" if s.lag_ms is None else f"{s.lag_ms}ms"
+        return (
+            f"pulse run | {s.rate():7.1f} rows/s | loaded {s.rows:,} | lag {lag} | "
+            f"load {ms(s.loader_s)} publish {ms(s.publish_s)} dbt {ms(s.dbt_s)} | "
+            f"tail {s.tail_rows:,} | dbt ticks {s.dbt_ticks:,}"
+            + (f" ({s.dbt_failures} failed)" if s.dbt_failures else "")
+            + (f" | warehouse errors {s.warehouse_errors}" if s.warehouse_errors else "")
+        )
+
+    def summary(self) -> dict:
+        s = self.stats
+        return {
+            "ticks": s.ticks,
+            "rows": s.rows,
+            "deleted": s.deleted,
+            "dbt_ticks": s.dbt_ticks,
+            "dbt_failures": s.dbt_failures,
+            "publishes": s.publishes,
+            "publish_failures": s.publish_failures,
+            "warehouse_errors": s.warehouse_errors,
+        }
+
+    def close(self) -> None:
+        if self._lag_conn is not None:
+            self._lag_conn.close()
+            self._lag_conn = None
+
+
+class _NullStream:
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass

@@ -1,0 +1,1 @@
+"""Serving: the publisher (warehouse marts → SQLite) and the Datasette plugin for Forage."""
