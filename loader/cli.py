@@ -54,10 +54,12 @@ def cmd_load(args: argparse.Namespace) -> int:
                 result = loader.tick()
                 backoff = 0.0
                 loaded += result.total_rows
-                if args.once:
-                    loader.reconcile()
-                    print(f"loaded {result.total_rows} rows from {len(result.polled)} sources")
+                if args.once and not result.total_rows and not result.pending:
+                    loaded += loader.reconcile().total_rows
+                    print(f"loaded {loaded} rows from {len(loader.sources)} sources")
                     return 0
+                if args.once:
+                    continue
             except WarehouseUnavailable:
                 if args.once:
                     return 1
@@ -82,7 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0.1,
         help="seconds between polls (default 0.1, minimum 0.1)",
     )
-    p.add_argument("--once", action="store_true", help="one tick and one reconciliation, then exit")
+    p.add_argument("--once", action="store_true", help="load what is there, reconcile, exit")
     p.add_argument(
         "--reconcile-interval",
         type=float,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -62,7 +63,8 @@ class _Source:
     failures: int = 0
     down_since: float | None = None
     next_attempt: float = 0.0
-    reconcile_due: bool = True
+    reconcile_due: bool = False  # forced by reconcile()
+    next_reconcile: float = 0.0  # monotonic time of its next count comparison
     needs_ids: bool = False
     missing: list[int] = field(default_factory=list)
     loaded: deque = field(default_factory=deque)  # (monotonic, rows) for rows_per_s
@@ -113,6 +115,7 @@ class Loader:
         self._last_refresh = float("-inf")
         self._warehouse_down_since: float | None = None
         self._closed = False
+        self._discovery_failing = False
 
     # -- public -------------------------------------------------------------------------
     @property
@@ -207,8 +210,11 @@ class Loader:
         if names is None:
             try:
                 names = discover(self.settings)
+                self._discovery_failing = False
             except psycopg2.Error as exc:
-                log.warning("source discovery failed: %s", str(exc).strip())
+                if not self._discovery_failing:  # once per outage of the source server
+                    log.warning("source discovery failed: %s", str(exc).strip())
+                self._discovery_failing = True
                 names = []
         for cnt in names:
             if cnt not in self._sources:
@@ -219,10 +225,10 @@ class Loader:
                     page_rows=self.page_rows,
                     max_value_chars=self.max_value_chars,
                 )
-                self._sources[cnt] = _Source(cnt, reader)
+                # Each source gets its own phase, so the counts are spread over the interval.
+                phase = zlib.crc32(cnt.encode()) % 1000 / 1000 * self.reconcile_interval
+                self._sources[cnt] = _Source(cnt, reader, next_reconcile=now + phase)
                 log.info("source %s: %s", cnt, self.settings.source_database(cnt))
-        for src in self._sources.values():
-            src.reconcile_due = True
         try:
             mtime = self.sources_yml.stat().st_mtime_ns
             if mtime == self._yml_mtime:
@@ -274,7 +280,7 @@ class Loader:
         req = ReadRequest(src.cnt, wm, list(self._columns))
         if wm.horizon_xid is None or wm.backfill_after_id is not None:
             return req  # still copying what existed: reconcile afterwards
-        req.count_rows = src.reconcile_due
+        req.count_rows = src.reconcile_due or time.monotonic() >= src.next_reconcile
         req.list_ids = src.needs_ids
         req.fetch_ids = src.missing[: self.page_rows]
         loaded = set(wm.loaded_columns or ())
@@ -357,6 +363,7 @@ class Loader:
             req = b.request
             if req.count_rows:
                 src.reconcile_due = False
+                src.next_reconcile = now + self.reconcile_interval
                 src.needs_ids = b.cnt in written.needs_ids
             if req.list_ids:
                 src.needs_ids = False

@@ -213,7 +213,7 @@ class Warehouse:
             lines = [line for line in b.rows.split(b"\n") if line]
             result.inserted[b.cnt] = result.inserted.get(b.cnt, 0) + len(lines)
             # ISO timestamps in UTC sort as text ('+' < '.' < digits, so 38+00 < 38.5+00).
-            top = max(line.split(b"\t", 3)[2] for line in lines).decode()
+            top = max(line.split(b"\t", 2)[1] for line in lines).decode()
             newest[b.cnt] = datetime.fromisoformat(top)
         lo0, hi0 = result.load_seq or (lo, hi)
         result.load_seq = (min(lo, lo0), max(hi, hi0))

@@ -110,7 +110,10 @@ live_students as (
 tail_students as (
     select live_students.*
     from live_students
-    where live_students._load_seq > (select coalesce(max(country_state._load_seq_mark), 0) from country_state)
+    where
+        {{ marts_beyond_mark(
+            'live_students', 'select coalesce(max(country_state._load_seq_mark), 0) from country_state'
+        ) }}
 ),
 
 tail as (
@@ -143,4 +146,16 @@ country_totals as (
     group by pieces.cnt
     having sum(pieces.submissions) > 0
 )
+{%- endmacro %}
+
+{#-
+    `<relation>._load_seq` beyond the state's mark (`mark_sql`, a scalar subquery). The
+    constant upper bound is always true; it is there for the planner: with the mark unknown
+    at plan time, `> (subquery)` alone is estimated at a third of the table and can turn the
+    tail into a (parallel) sequential scan of raw.responses, while a two-sided range is
+    estimated at 0.5% and keeps the index scan on _load_seq.
+-#}
+{% macro marts_beyond_mark(relation, mark_sql) -%}
+    {{ relation }}._load_seq > ({{ mark_sql }})
+    and {{ relation }}._load_seq < 9223372036854775807
 {%- endmacro %}

@@ -19,12 +19,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import psycopg2
 
 from pulse import config
-from pulse.homepos_fit import BLOCK_INDEX, FitResult, fit_mml, fit_to_official
 from pulse.homepos_model import (
     ITEMS,
     N_CAT,
@@ -34,6 +34,9 @@ from pulse.homepos_model import (
     score_item,
     wle,
 )
+
+if TYPE_CHECKING:  # scipy is slow to import: only the calibration itself needs it
+    from pulse.homepos_fit import FitResult
 
 DEFAULT_MIN_ROWS = 2000
 DEFAULT_MIN_OFFICIAL = 30
@@ -142,8 +145,12 @@ def calibrate_country(
     """Fit a block for one country by the best method its data allow (None: not enough)."""
     start = load_params("DEFAULT")
     if data.n_official >= min_official:
+        from pulse.homepos_fit import fit_to_official
+
         return fit_to_official(data.scores, data.official, start)
     if data.n_scorable >= min_rows:
+        from pulse.homepos_fit import fit_mml
+
         return fit_mml(data.scores, data.weights, start)
     return None
 
@@ -164,6 +171,8 @@ def write_block(conn, cnt: str, fit: FitResult, version: int) -> None:
     if fit.mu is not None:
         note += f"; {fit.population} population, mean {fit.mu:.4f}, sd {fit.sigma:.4f}"
     with conn.cursor() as cur:
+        from pulse.homepos_fit import BLOCK_INDEX
+
         for item, i in zip(NATIONAL_BLOCK, BLOCK_INDEX, strict=True):
             steps = [float(b) for b in fit.params.b[i, : N_CAT[i] - 1]]
             steps += [None] * (5 - len(steps))

@@ -160,9 +160,7 @@ class DbtSession:
 
         self._prepare_environment()
         started = time.perf_counter()
-        result = dbtRunner().invoke(
-            ["parse", "--quiet", *self._common_args()]
-        )
+        result = dbtRunner().invoke(["parse", "--quiet", *self._common_args()])
         self.parse_seconds = time.perf_counter() - started
         if not result.success:
             raise RuntimeError(f"dbt parse failed: {result.exception}")
@@ -236,40 +234,3 @@ class DbtSession:
             _active_warehouse = None
         self.runner = None
         self.manifest = None
-
-
-class BackgroundParsedSession:
-    """A DbtSession whose first parse runs in a background thread, so that a restarted loop
-    loads and publishes (the serving views read the tail live) while dbt is still parsing.
-
-    `ready()` is False until the parse is done; only then may `tick()` be called. The parse
-    thread is the only dbt user until it finishes, so dbt's process-global state is never
-    shared between threads.
-    """
-
-    def __init__(self, session: DbtSession):
-        import threading
-
-        self.session = session
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._parse, name="dbt-parse", daemon=True)
-        self._thread.start()
-
-    def _parse(self) -> None:
-        try:
-            self.session.parse()
-        except BaseException as exc:  # reported by tick()
-            self.error = exc
-
-    def ready(self) -> bool:
-        return not self._thread.is_alive()
-
-    def tick(self) -> DbtInvocation:
-        if self.error is not None:  # try again in this thread (the warehouse may be back)
-            self.error = None
-            self.session.runner = None
-        return self.session.tick()
-
-    def close(self) -> None:
-        self._thread.join()
-        self.session.close()

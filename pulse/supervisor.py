@@ -36,7 +36,7 @@ def services(args: argparse.Namespace, datasette_port: int) -> list[Service]:
     return [
         Service("datasette", _pulse("serve", "--port", str(datasette_port))),
         Service("pipeline", _pulse("run")),
-        Service("simulator", _pulse("sim", "stream", "--rate", str(args.rate))),
+        Service("simulator", _pulse("sim", "stream", "--rate", str(args.rate), "--no-setup")),
     ]
 
 

@@ -6,6 +6,8 @@ Set PULSE_TEST_PG_URL=postgresql://user@host:port to use an existing server inst
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -23,11 +25,13 @@ def pg_server(tmp_path_factory) -> str:
     if existing:
         yield existing.rstrip("/")
         return
-    home = tmp_path_factory.mktemp("pulse_home")
+    # Outside pytest's tmp rotation: a concurrent pytest run may delete old basetemps.
+    home = Path(tempfile.mkdtemp(prefix="pulse-test-pg-"))
     cluster = Cluster(data_dir=home / "pg", port=free_port(), bin_dir=find_pg_bin())
     cluster.start()
     yield f"postgresql://postgres@127.0.0.1:{cluster.port}"
-    cluster.stop("immediate")
+    cluster.destroy()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def create_database(server: str, name: str) -> str:

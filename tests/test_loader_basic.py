@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
+
 import pytest
 from loader_world import assert_same_rows, source_execute, warehouse_query
 
@@ -47,6 +52,8 @@ def test_restart_resumes_from_the_committed_watermark(world):
     sim.insert_rows(world, "FRA", 10, seed=4)
     with Loader(world) as loader:
         assert loader.tick().rows == {"FRA": 10}
+    # close() leaves no read thread behind (the real-time loop runs it in-process).
+    assert not [t for t in threading.enumerate() if t.name.startswith("loader-read")]
     assert_same_rows(world, COUNTRIES)
     ((seqs, distinct),) = warehouse_query(
         world, "select count(_load_seq), count(distinct _load_seq) from raw.responses"
@@ -89,3 +96,14 @@ def test_loader_sources_reports_status_and_lag(world):
     fra = rows[0]
     assert fra[1] == "ok" and fra[2] == 5 and fra[3] is not None and fra[3] >= 0 and fra[4]
     assert all(r[5] is not None for r in rows)
+
+
+def test_pulse_load_once_loads_everything_and_exits(world):
+    sim.backfill(world, 2500, countries=COUNTRIES, seed=7)  # more than one page per source
+    env = dict(os.environ, PULSE_SOURCES="fra,ita,mex")
+    done = subprocess.run(
+        [sys.executable, "-m", "loader", "--once"], env=env, capture_output=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert b"loaded 2500 rows" in done.stdout
+    assert_same_rows(world, COUNTRIES)

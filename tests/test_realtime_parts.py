@@ -119,12 +119,15 @@ def test_scheduler_runs_jobs_on_their_interval_and_stops_a_running_one(tmp_path)
     events_path = tmp_path / "events.jsonl"
     events = EventLog(events_path)
     quick = Job("quick", [sys.executable, "-c", "print('ok')"], interval=0.2, first_after=0)
-    slow = Job("slow", [sys.executable, "-c", "import time; time.sleep(60)"], 3600, 0.5)
+    slow = Job("slow", [sys.executable, "-c", "import time; time.sleep(60)"], 3600, 3.0)
     scheduler = JobScheduler([quick, slow], events, tmp_path / "logs")
     scheduler.start()
-    deadline = time.monotonic() + 30
-    while slow.runs == 0 and scheduler._current is None or quick.runs < 2:
+    deadline = time.monotonic() + 60
+    while quick.runs < 2:  # the quick job repeats before the slow one is due
         assert time.monotonic() < deadline
+        time.sleep(0.1)
+    while not (scheduler.running == "slow" and scheduler._current is not None):
+        assert time.monotonic() < deadline  # …then the slow one starts
         time.sleep(0.1)
     started = time.monotonic()
     scheduler.stop(timeout=10)
@@ -162,3 +165,87 @@ def test_compare_time_series_on_common_buckets_only():
     assert not compare(_answers(over_time=later), _answers())["submissions_over_time"]
     wrong = [{"x": "10:00", "y": 3}, {"x": "11:00", "y": 8}]
     assert compare(_answers(over_time=wrong), _answers())["submissions_over_time"]
+
+
+def test_dbt_in_its_own_thread_never_blocks_loading_and_publishing():
+    import threading
+
+    from pulse.dbt import DbtInvocation
+    from pulse.realtime.dbt_worker import DbtWorker
+
+    release = threading.Event()
+    published = []
+
+    class SlowSession:
+        runner = object()
+
+        def parse(self):
+            pass
+
+        def tick(self):
+            release.wait(30)  # a dbt tick that takes as long as the test wants
+            return DbtInvocation(args=["run"], success=True, seconds=0.5)
+
+        def close(self):
+            pass
+
+    class Loader:
+        def tick(self):
+            return _Result(4)
+
+    class Publisher:
+        def publish_once(self):
+            published.append(time.monotonic())
+            return True
+
+    worker = DbtWorker(SlowSession(), parse_first=True)
+    loop = RealtimeLoop(Loader(), worker, Publisher(), settings=LoopSettings(dbt_interval=0.0))
+    try:
+        deadline = time.monotonic() + 30
+        while not worker.ready():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        for _ in range(5):  # the dbt tick is stuck, yet every loop tick loads and publishes
+            done = loop.tick()
+            assert done["rows"] == 4 and done["published"] is True
+        assert len(published) == 5 and not worker.ready()
+        assert loop.stats.tail_rows == 20
+        release.set()
+        while loop.stats.dbt_ticks == 0:
+            assert time.monotonic() < deadline
+            loop.tick()
+            time.sleep(0.01)
+        # the 4 rows the request covered leave the tail; rows loaded meanwhile stay in it
+        assert loop.stats.tail_rows == loop.stats.rows - 4
+    finally:
+        release.set()
+        worker.close()
+
+
+def test_overload_keeps_the_last_publication_until_dbt_folds_the_tail():
+    published = []
+
+    class Worker:  # a DbtWorker that is always busy: dbt cannot keep up
+        def ready(self):
+            return False
+
+        def request(self, tag=None):
+            return False
+
+        def collect(self):
+            return []
+
+    class Loader:
+        def tick(self):
+            return _Result(400)
+
+    class Publisher:
+        def publish_once(self):
+            published.append(1)
+            return True
+
+    settings = LoopSettings(publish_tail_max=1_000, publish_interval=0)
+    loop = RealtimeLoop(Loader(), Worker(), Publisher(), settings=settings)
+    outcomes = [loop.tick()["published"] for _ in range(4)]
+    assert outcomes == [True, True, "deferred", "deferred"]  # tails 400, 800, 1200, 1600
+    assert len(published) == 2

@@ -41,13 +41,13 @@ previous as (
         select * from {{ this }}
     {%- else %}
     -- first build: no previous state
-    select
-        null::text as cnt,
-        0::bigint as submissions,
-        {{ marts_index_zeros(indices) }},
-        0::bigint as _load_seq_mark,
-        0::bigint as _deleted_seq_mark
-    where false
+        select
+            null::text as cnt,
+            0::bigint as submissions,
+            {{ marts_index_zeros(indices) }},
+            0::bigint as _load_seq_mark,
+            0::bigint as _deleted_seq_mark
+        where false
     {%- endif %}
 ),
 

@@ -19,7 +19,7 @@ state_count as (
 tail_count as (
     select count(*) as submissions
     from responses
-    where responses._load_seq > (select coalesce(max(country_state._load_seq_mark), 0) from country_state)
+    where {{ marts_beyond_mark('responses', 'select coalesce(max(country_state._load_seq_mark), 0) from country_state') }}
 ),
 
 final as (

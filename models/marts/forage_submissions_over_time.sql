@@ -22,7 +22,9 @@ tail as (
         count(*) as submissions
     from responses
     where
-        responses._load_seq > (select coalesce(max(minute_state._load_seq_mark), 0) from minute_state)
+        {{ marts_beyond_mark(
+            'responses', 'select coalesce(max(minute_state._load_seq_mark), 0) from minute_state'
+        ) }}
         and responses.created_at >= (select window_start.hour_start from window_start)
     group by date_trunc('minute', responses.created_at, 'UTC')
 ),

@@ -45,7 +45,7 @@ state_mark as (
 tail_rows as (
     select count(*) as n
     from responses
-    where responses._load_seq > (select state_mark.mark from state_mark)
+    where {{ marts_beyond_mark('responses', 'select state_mark.mark from state_mark') }}
 ),
 
 overall as (

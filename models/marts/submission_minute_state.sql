@@ -42,13 +42,13 @@ previous as (
         select * from {{ this }}
     {%- else %}
     -- first build: no previous state
-    select
-        null::text as cnt,
-        null::timestamptz as minute_start,
-        0::bigint as submissions,
-        0::bigint as _load_seq_mark,
-        0::bigint as _deleted_seq_mark
-    where false
+        select
+            null::text as cnt,
+            null::timestamptz as minute_start,
+            0::bigint as submissions,
+            0::bigint as _load_seq_mark,
+            0::bigint as _deleted_seq_mark
+        where false
     {%- endif %}
 ),
 

@@ -127,6 +127,9 @@ class Stack:
             "st059q01ta": "NA",
             "st059q02ta": "NA",
             "st059q03ta": "NA",
+            # the pool rows carry the OECD's official indices, which win over computed ones
+            "durecec": "NA",
+            "tmins": "NA",
         }
         for name, value in values.items():
             row[names.index(name)] = value
@@ -138,7 +141,7 @@ class Stack:
         conn = psycopg2.connect(self.settings.source_url(cnt))
         try:
             with conn, conn.cursor() as cur:
-                rows.copy_rows(cur, f"{row_id}\t" + "\t".join(row) + "\n")
+                rows.copy_rows(cur, [(row_id, "\t".join(row))])
             committed = time.monotonic()
             with conn.cursor() as cur:
                 cur.execute("select count(*) from public.responses")
@@ -155,7 +158,7 @@ class Stack:
                 return point["x"], point["submissions"]
         return None
 
-    def measure_marker(self, rng: random.Random, high: bool, timeout: float = 30.0) -> dict:
+    def measure_marker(self, rng: random.Random, high: bool, timeout: float = 15.0) -> dict:
         """Commit a marker; seconds until Forage's count and the country's mean reflect it."""
         cnt = rng.choice(MARKER_COUNTRIES)
         before = self.early(cnt)
@@ -196,13 +199,14 @@ class Stack:
         return out
 
     def loop_ticks(self, since: float, until: float) -> list[dict]:
-        """The loop's tick events (JSON lines) between two time.time() stamps."""
+        """The loop's tick and dbt_tick events (JSON lines) between two time.time() stamps."""
         path = self.root / "home" / "logs" / "realtime.jsonl"
         ticks = []
         with open(path) as f:
             for line in f:
                 event = json.loads(line)
-                if event.get("event") == "tick" and since <= event["ts"] <= until:
+                kind = event.get("event")
+                if kind in ("tick", "dbt_tick") and since <= event["ts"] <= until:
                     ticks.append(event)
         return ticks
 

@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from pulse.bench._realtime_stack import Stack
     from pulse.sim.stream import Stream
 
+    _stop_cleanly_on_sigterm()
     if args.quick:
         args.rates, args.markers, args.backfill, args.warmup = "10,100", 15, 2_000, 5.0
     rates = [float(r) for r in args.rates.split(",")]
@@ -163,3 +164,13 @@ def plot(out: dict, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _stop_cleanly_on_sigterm() -> None:
+    """SIGTERM → KeyboardInterrupt, so the stack's processes and cluster are stopped."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)

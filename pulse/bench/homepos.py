@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import psycopg2
+import psycopg2.errors
 
 from pulse import config
 from pulse.bench import common
@@ -65,7 +66,11 @@ class _Clock:
 
 
 def run(args: argparse.Namespace) -> int:
-    url = args.url or config.load().warehouse_url
+    try:
+        url = args.url or config.load().warehouse_url
+    except config.NotConfigured:
+        print("skipped: needs a warehouse where dbt has run (`make run`, or --url)")
+        return 0
     rng = np.random.default_rng(2018)
     stream = _patterns(args.rows, rng)
     distinct = sorted(set(stream))
@@ -112,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
                 "delete from reference.homepos_wle_cache where param_version like %s",
                 (run_id + "%",),
             )
+    except (psycopg2.errors.UndefinedFunction, psycopg2.errors.UndefinedTable) as exc:
+        print(f"skipped: run dbt on this warehouse first ({exc.pgerror.splitlines()[0]})")
+        return 0
     finally:
         conn.close()
     result = {

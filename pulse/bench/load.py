@@ -22,6 +22,7 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -88,6 +89,7 @@ class World:
     def close(self, settings: config.Settings | None) -> None:
         if self.cluster is not None:
             self.cluster.destroy()
+            shutil.rmtree(self.home, ignore_errors=True)
         elif settings is not None:
             from pulse.sim import api as sim
 
@@ -223,10 +225,11 @@ def run(args: argparse.Namespace) -> int:
 
     quick = args.quick
     rows = args.rows or (20_000 if quick else 100_000)
-    runs = args.runs or (1 if quick else 3)
+    runs = args.runs if args.runs is not None else (1 if quick else 3)
     seconds = args.seconds or (8.0 if quick else 30.0)
     rates = [float(r) for r in args.rates.split(",") if r]
     countries = list(codebook.countries())[: args.sources]
+    load_start = round(os.getloadavg()[0], 2)
     tmp = Path(tempfile.mkdtemp(prefix="pulse_bench_load_"))
     world = World(tmp)
     settings = world.settings("unused", countries)
@@ -257,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
             lag.append(r)
     finally:
         world.close(settings if world.cluster is None else None)
-    median_rate = statistics.median(r["rows_per_s"] for r in backfills)
+    median_rate = statistics.median(r["rows_per_s"] for r in backfills) if backfills else None
     result = {
         "quick": quick,
         "sources": len(countries),
@@ -268,9 +271,12 @@ def run(args: argparse.Namespace) -> int:
         "lag_runs": lag,
         "lag_target_p95_ms_at_1000": TARGET_LAG_P95_MS,
         "poll_interval_s": args.interval,
+        # Other work on the machine skews every figure: record how busy it was.
+        "load_average_1m": {"start": load_start, "end": round(os.getloadavg()[0], 2)},
     }
     path = common.save("load", result)
-    print(f"\nbackfill median {median_rate:,.0f} rows/s (target ≥ {TARGET_BACKFILL_ROWS_S:,})")
+    if median_rate is not None:
+        print(f"\nbackfill median {median_rate:,.0f} rows/s (target ≥ {TARGET_BACKFILL_ROWS_S:,})")
     for r in lag:
         print(
             f"lag at {r['rate']:g}/s: p50 {r['lag_ms'].get('p50')} ms, "

@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from pulse.bench.freshness import DEFAULT_COUNTRIES
     from pulse.sim.stream import Stream
 
+    _stop_cleanly_on_sigterm()
     if args.quick:
         args.minutes, args.rate, args.backfill = 4, 20, 2_000
     stack = Stack(DEFAULT_COUNTRIES[: args.countries], backfill=args.backfill, keep=args.keep)
@@ -75,13 +76,14 @@ def run(args: argparse.Namespace) -> int:
 def _minute(minute: int, samples: list[dict], ticks: list[dict], rss: list[dict]) -> dict:
     seconds = [s["seconds"] for s in samples if s["seconds"] is not None]
     dbt = [t["dbt_s"] for t in ticks if t.get("dbt_s") is not None]
+    tick_s = [t["tick_s"] for t in ticks if t.get("tick_s") is not None]
     return {
         "minute": minute,
         "markers": len(samples),
         "timed_out": len(samples) - len(seconds),
         "p50_s": statistics.median(seconds) if seconds else None,
         "p95_s": percentile(seconds, 95) if seconds else None,
-        "median_tick_s": statistics.median(t["tick_s"] for t in ticks) if ticks else None,
+        "median_tick_s": statistics.median(tick_s) if tick_s else None,
         "median_dbt_s": statistics.median(dbt) if dbt else None,
         "dbt_ticks": len(dbt),
         "rss_mb": rss[-1],
@@ -152,3 +154,13 @@ def plot(out: dict, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _stop_cleanly_on_sigterm() -> None:
+    """SIGTERM → KeyboardInterrupt, so the stack's processes and cluster are stopped."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)

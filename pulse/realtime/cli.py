@@ -46,8 +46,9 @@ def _has_command(name: str) -> bool:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from loader.engine import Loader, WarehouseUnavailable
-    from pulse.dbt import BackgroundParsedSession, DbtSession, dbt_environ
+    from pulse.dbt import DbtSession, dbt_environ
     from pulse.realtime.bootstrap import ensure_built
+    from pulse.realtime.dbt_worker import DbtWorker
     from pulse.realtime.events import EventLog, StatusLine
     from pulse.realtime.jobs import JobScheduler
     from pulse.realtime.loop import LoopSettings, RealtimeLoop
@@ -92,11 +93,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if stopping:
             return 0
         ran = ensure_built(session, events)
+        # dbt ticks run beside the loop; on a restart dbt also parses there, so loading and
+        # publishing (exact through the tail) start at once.
+        dbt = DbtWorker(session, parse_first=not ran)
         if ran:
-            dbt = session
             print(f"pulse run: built ({'; '.join(ran)}), looping", flush=True)
-        else:  # a restart: load and publish at once, dbt joins in when parsed
-            dbt = BackgroundParsedSession(session)
+        else:
             print("pulse run: looping (dbt parsing in the background)", flush=True)
         publisher = SplitPublisher(settings.warehouse_url, args.sqlite or default_sqlite_path())
         loop = RealtimeLoop(

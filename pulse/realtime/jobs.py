@@ -43,6 +43,7 @@ class JobScheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._current: subprocess.Popen | None = None
+        self.running: str | None = None  # the name of the job running now
 
     def start(self) -> None:
         now = time.monotonic()
@@ -65,6 +66,7 @@ class JobScheduler:
     def _execute(self, job: Job) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
+        self.running = job.name
         self.events.emit("job_start", job=job.name, argv=job.argv)
         with open(self.log_dir / f"job-{job.name}.log", "ab") as out:
             try:
@@ -77,6 +79,7 @@ class JobScheduler:
                 self.events.emit("job_error", job=job.name, error=str(exc))
             finally:
                 self._current = None
+                self.running = None
         job.runs += 1
         job.last_seconds = time.monotonic() - started
         job.last_ok = code == 0

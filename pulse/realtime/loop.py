@@ -27,6 +27,7 @@ class LoopSettings:
     publish_interval: float = 0.5  # republish at least this often (time buckets, lag)
     dbt_interval: float = 1.0  # the shortest time between two dbt ticks
     dbt_tail_rows: int = 500  # a tail this long is folded into the state before publishing
+    publish_tail_max: int = 3_000  # dbt in a thread: no publishing past this tail (overload)
     warehouse_backoff_max: float = 2.0
     lag_poll_interval: float = 2.0
 
@@ -120,6 +121,24 @@ class RealtimeLoop:
         self.stats.loaded.append((started, rows))
         done.update(rows=rows, deleted=deleted, loader_s=loader_s)
 
+        if hasattr(self.dbt, "request"):  # dbt in its own thread (DbtWorker)
+            self._collect_dbt()
+            now = time.monotonic()
+            if self.stats.tail_rows > self.settings.publish_tail_max:
+                # Overloaded (or catching up): every serving view would recompute this tail on
+                # every publish. Keep the last publication until dbt has folded the tail in.
+                done["published"] = "deferred"
+            elif rows or deleted or now - self._last_publish >= self.settings.publish_interval:
+                self._timed(done, "published", self._publish)
+            if (
+                self.stats.tail_rows
+                and time.monotonic() - self._last_dbt >= self.settings.dbt_interval
+                and self.dbt.request(self.stats.tail_rows)
+            ):
+                self._last_dbt = time.monotonic()
+                done["dbt"] = "requested"
+            return self._finish(done, result, started, loader_s)
+
         # Catching up (after a restart or an outage): a long tail would be recomputed by every
         # serving view on every publish, so fold it into the state first.
         dbt_ready = getattr(self.dbt, "ready", lambda: True)()
@@ -136,6 +155,10 @@ class RealtimeLoop:
         ):
             self._timed(done, "dbt", self._dbt_tick)
 
+        return self._finish(done, result, started, loader_s)
+
+    def _finish(self, done: dict, result, started: float, loader_s: float) -> dict:
+        rows, deleted = done["rows"], done["deleted"]
         done["tick_s"] = time.monotonic() - started
         if rows or deleted or done["dbt"] is not None:
             self.events.emit(
@@ -145,7 +168,7 @@ class RealtimeLoop:
                 down=list(result.down),
                 loader_s=round(loader_s, 4),
                 publish_s=round(done.get("published_s", 0.0), 4),
-                dbt_s=None if done["dbt"] is None else round(done["dbt_s"], 4),
+                dbt_s=round(done["dbt_s"], 4) if "dbt_s" in done else None,
                 tick_s=round(done["tick_s"], 4),
                 tail_rows=self.stats.tail_rows,
             )
@@ -169,6 +192,24 @@ class RealtimeLoop:
         self.stats.publishes += 1
         self.stats.publish_s.append(self._last_publish - started)
         return changed
+
+    def _collect_dbt(self) -> None:
+        """Account for the background dbt ticks that finished since the last loop tick."""
+        for tail_at_request, invocation in self.dbt.collect():
+            self.stats.dbt_s.append(invocation.seconds)
+            if invocation.success:
+                self.stats.dbt_ticks += 1
+                # rows loaded while dbt ran may or may not be in the state: keep them in the tail
+                self.stats.tail_rows = max(0, self.stats.tail_rows - (tail_at_request or 0))
+            else:
+                self.stats.dbt_failures += 1
+                self.events.emit(
+                    "dbt_failed",
+                    seconds=round(invocation.seconds, 3),
+                    error=invocation.error,
+                    failures=invocation.failures[:5],
+                )
+            self.events.emit("dbt_tick", ok=invocation.success, dbt_s=round(invocation.seconds, 4))
 
     def _dbt_tick(self) -> bool:
         invocation = self.dbt.tick()

@@ -30,6 +30,7 @@ MAX_HELD_PER_WRITER = 16
 MAX_IDLE_SPARES_PER_WRITER = 8  # spare connections kept for the next held transaction
 BURST_PROBABILITY_PER_S = 0.05  # about one burst every 20 s per writer
 BURST_MAX_SECONDS = 0.4
+MAX_BACKLOG_SECONDS = 2.0  # rows due longer ago than this are skipped, not caught up
 TICK_MAX = 0.05  # seconds a writer sleeps at most between checks
 
 
@@ -66,6 +67,7 @@ class Stream:
         self._committed: Counter[str] = Counter()
         self._transactions = 0
         self._errors = 0
+        self._skipped = 0
         self._last_error: str | None = None
         self._recent: deque[tuple[float, int]] = deque()  # (commit time, rows) for current rate
         self._writers: list[_Writer] = []
@@ -133,6 +135,10 @@ class Stream:
             self._transactions += 1
             self._recent.append((now, n))
 
+    def _record_skipped(self, n: int) -> None:
+        with self._lock:
+            self._skipped += n
+
     def _record_error(self, exc: Exception) -> None:
         with self._lock:
             self._errors += 1
@@ -157,6 +163,7 @@ class Stream:
                 "writers": self.n_writers,
                 "countries": len(self.countries),
                 "errors": self._errors,
+                "rows_skipped_behind": self._skipped,
                 "last_error": self._last_error,
                 "running": any(t.is_alive() for t in self._threads),
                 "uptime_s": now - since,
@@ -239,6 +246,11 @@ class _Writer:
     def _due(self, now: float) -> int:
         n = 0
         target = self.target(now)
+        backlog = target - self.emitted - (self.anchor_rate * MAX_BACKLOG_SECONDS + 1)
+        if backlog > 0:  # the machine cannot keep up: skip rows rather than flood later
+            self.anchor_count -= backlog
+            target -= backlog
+            self.stream._record_skipped(int(backlog))
         while self.emitted + n + 1 + self.next_jitter <= target:
             n += 1
             self.next_jitter = self.rng.uniform(-0.5, 0.5)
