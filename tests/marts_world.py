@@ -14,10 +14,10 @@ from pathlib import Path
 
 import psycopg2
 import psycopg2.extras
-from conftest import create_database
-from raw_fixture import create_raw_schema, insert_pool_rows
 
+from conftest import create_database
 from pulse.dbt import DbtSession, run_dbt
+from raw_fixture import create_raw_schema, insert_pool_rows
 
 REALTIME = ["run", "--select", "tag:realtime"]
 

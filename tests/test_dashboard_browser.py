@@ -11,11 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import create_database
-from serving_marts import create_marts, execute, random_marts
 
+from conftest import create_database
 from pulse.cluster import free_port
 from serving.publisher import Publisher
+from serving_marts import create_marts, execute, random_marts
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

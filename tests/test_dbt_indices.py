@@ -13,6 +13,7 @@ import uuid
 
 import psycopg2
 import pytest
+
 from conftest import create_database
 from dbt_indices_world import make_world
 from raw_fixture import create_raw_schema, insert_pool_rows, pool_rows

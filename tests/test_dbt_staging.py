@@ -16,6 +16,7 @@ from collections import Counter
 
 import psycopg2
 import pytest
+
 from conftest import REPO_ROOT, create_database
 from dbt_indices_world import make_world
 from raw_fixture import (

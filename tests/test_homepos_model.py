@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from raw_fixture import pool_rows
 
 from pulse import homepos_fit
 from pulse import homepos_model as hm
 from pulse.calibrate_homepos import CountryData, calibrate_country
+from raw_fixture import pool_rows
 
 COUNTRIES = ("FRA", "ITA", "MEX")
 

@@ -13,11 +13,11 @@ import json
 import numpy as np
 import psycopg2
 import pytest
-from dbt_indices_world import make_world
-from raw_fixture import create_raw_schema, insert_pool_rows, pool_rows
 
+from dbt_indices_world import make_world
 from pulse import homepos_model as hm
 from pulse.calibrate_homepos import calibrate_homepos
+from raw_fixture import create_raw_schema, insert_pool_rows, pool_rows
 
 DEU_OFFSET, ESP_OFFSET, ESP_LABELLED = 100_000, 200_000, 50
 
@@ -125,7 +125,6 @@ def test_cache_cold_warm_and_read_only(world):
     assert sum(v is not None for _, v in cold) == 307
 
 
-@pytest.mark.slow  # a dbt run with --vars re-parses the project (~30-45 s here)
 def test_hidden_block_var_falls_back_to_default(world):
     """The var hides ITA's seed block (the calibration job's refresh below restores it)."""
     hidden = json.dumps({"homepos_hidden_blocks": ["ITA"]})

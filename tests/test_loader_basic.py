@@ -8,9 +8,9 @@ import sys
 import threading
 
 import pytest
-from loader_world import assert_same_rows, source_execute, warehouse_query
 
 from loader import Loader
+from loader_world import assert_same_rows, source_execute, warehouse_query
 from pulse.sim import api as sim
 
 COUNTRIES = ["FRA", "ITA", "MEX"]

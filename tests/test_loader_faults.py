@@ -14,11 +14,11 @@ import uuid
 
 import psycopg2
 import pytest
-from conftest import create_database
-from loader_world import assert_same_rows, source_keys, warehouse_keys
 
+from conftest import create_database
 from loader import Loader
 from loader.engine import WarehouseUnavailable
+from loader_world import assert_same_rows, source_keys, warehouse_keys
 from pulse import config
 from pulse.cluster import Cluster, find_pg_bin, free_port
 from pulse.sim import api as sim

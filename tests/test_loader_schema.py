@@ -7,10 +7,10 @@ import shutil
 import psycopg2
 import pytest
 import yaml
-from loader_world import assert_same_rows, source_execute, warehouse_query
 
 from loader import Loader
 from loader.columns import SOURCES_YML, declared_columns
+from loader_world import assert_same_rows, source_execute, warehouse_query
 from pulse.sim import api as sim
 from pulse.sim.schema import responses_ddl
 

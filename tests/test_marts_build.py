@@ -11,6 +11,7 @@ import csv
 import json
 
 import pytest
+
 from marts_world import MartsWorld
 from raw_fixture import REPO_ROOT, pool_rows
 

@@ -16,6 +16,7 @@ import random
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
+
 from marts_world import REALTIME, MartsWorld, direct_means
 from raw_fixture import pool_rows
 

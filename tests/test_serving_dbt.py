@@ -1,6 +1,6 @@
 """End to end from dbt: the real marts built on the real PISA rows, published, served.
 
-Slow (a dbt build of every mart): `pytest -m slow tests/test_serving_dbt.py`.
+End to end through a real dbt build of every mart.
 """
 
 from __future__ import annotations
@@ -9,15 +9,13 @@ import uuid
 
 import psycopg2
 import pytest
+
 from conftest import create_database
 from dbt_indices_world import make_world
 from raw_fixture import create_raw_schema, insert_pool_rows, pool_rows
-from test_serving_endpoints import Client
-
 from serving.app import make_datasette
 from serving.publisher import TABLES, Publisher
-
-pytestmark = pytest.mark.slow
+from test_serving_endpoints import Client
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import pytest
-from conftest import create_database
-from serving_marts import NULL_COUNTRY, create_marts, random_marts
 
+from conftest import create_database
 from serving.app import make_datasette
 from serving.publisher import Publisher
+from serving_marts import NULL_COUNTRY, create_marts, random_marts
 
 COUNTRY_CHARTS = ("learning_hours_per_week", "escs", "early_education_and_belonging")
 ALL_CHARTS = ("submissions", "submissions_over_time", *COUNTRY_CHARTS)

@@ -10,10 +10,10 @@ import time
 
 import psycopg2
 import pytest
-from serving_marts import create_marts, execute, random_marts
 
 from serving import cli as serving_cli
 from serving.publisher import PUBLICATION_TABLE, Publisher
+from serving_marts import create_marts, execute, random_marts
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ import uuid
 from urllib.parse import urlencode
 
 import pytest
-from conftest import create_database
-from serving_marts import create_marts, random_marts
-from test_serving_endpoints import Client, digest
 
+from conftest import create_database
 from serving.app import SETTINGS, load_metadata, make_datasette
 from serving.publisher import PUBLICATION_TABLE, TABLES, Publisher
+from serving_marts import create_marts, random_marts
+from test_serving_endpoints import Client, digest
 
 
 @pytest.fixture(scope="module")

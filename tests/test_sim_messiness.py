@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from sim_world import csv_rows, fetch_dicts
 
 from pulse import codebook
 from pulse.sim import api
+from sim_world import csv_rows, fetch_dicts
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from sim_world import csv_rows, fetch, fetch_dicts
 
 from pulse import codebook
 from pulse.sim import api, countries
 from pulse.sim.pool import COUNTRY_DEPENDENT_INDICES
+from sim_world import csv_rows, fetch, fetch_dicts
 
 
 @pytest.fixture

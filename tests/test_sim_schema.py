@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import psycopg2
 import pytest
-from sim_world import fetch
 
 from pulse import codebook
 from pulse.sim import api
+from sim_world import fetch
 
 
 @pytest.fixture

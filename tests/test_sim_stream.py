@@ -10,10 +10,10 @@ import sys
 import time
 
 import pytest
-from sim_world import fetch
 
 from pulse.cli import main
 from pulse.sim import api
+from sim_world import fetch
 
 
 @pytest.fixture

@@ -6,15 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from pulse import config
 from pulse.dbt import dbt_environ
 
 LINTED = ["models", "macros", "tests/dbt"]
-# A quick subset for the default run: the indices models (the full lint takes ~3-5 minutes
-# here because the dbt templater compiles every file).
-QUICK = ["models/intermediate/int_student_indices.sql", "models/intermediate/int_pared_years.sql"]
 
 
 def _lint(paths, fresh_db, tmp_path):
@@ -35,10 +30,5 @@ def _lint(paths, fresh_db, tmp_path):
     assert "All Finished" in report
 
 
-@pytest.mark.slow
 def test_sqlfluff_lint_is_clean(fresh_db, tmp_path):
     _lint(LINTED, fresh_db, tmp_path)
-
-
-def test_sqlfluff_lint_indices_models(fresh_db, tmp_path):
-    _lint(QUICK, fresh_db, tmp_path)
