@@ -199,7 +199,8 @@ def test_dbt_in_its_own_thread_never_blocks_loading_and_publishing():
             return True
 
     worker = DbtWorker(SlowSession(), parse_first=True)
-    loop = RealtimeLoop(Loader(), worker, Publisher(), settings=LoopSettings(dbt_interval=0.0))
+    settings = LoopSettings(dbt_interval=0.0, dbt_overlap=True)
+    loop = RealtimeLoop(Loader(), worker, Publisher(), settings=settings)
     try:
         deadline = time.monotonic() + 30
         while not worker.ready():
@@ -249,3 +250,38 @@ def test_overload_keeps_the_last_publication_until_dbt_folds_the_tail():
     outcomes = [loop.tick()["published"] for _ in range(4)]
     assert outcomes == [True, True, "deferred", "deferred"]  # tails 400, 800, 1200, 1600
     assert len(published) == 2
+
+
+def test_worker_without_overlap_finishes_the_dbt_tick_within_the_loop_tick():
+    from pulse.dbt import DbtInvocation
+    from pulse.realtime.dbt_worker import DbtWorker
+
+    class Session:
+        runner = object()
+
+        def parse(self):
+            pass
+
+        def tick(self):
+            time.sleep(0.2)
+            return DbtInvocation(args=["run"], success=True, seconds=0.2)
+
+        def close(self):
+            pass
+
+    class Loader:
+        def tick(self):
+            return _Result(7)
+
+    class Publisher:
+        def publish_once(self):
+            return True
+
+    worker = DbtWorker(Session(), parse_first=False)
+    loop = RealtimeLoop(Loader(), worker, Publisher(), settings=LoopSettings(dbt_interval=0.0))
+    try:
+        done = loop.tick()
+        assert done["dbt"] == "done" and done["dbt_s"] >= 0.2
+        assert loop.stats.dbt_ticks == 1 and loop.stats.tail_rows == 0
+    finally:
+        worker.close()

@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
             results[-1]["rss_mb"] = stack.rss_mb()
             _print_row(results[-1])
             time.sleep(3)  # let the loop drain before the next rate
+        _save(args, results, None)  # the timings are kept even if the check is cut short
         if not args.no_check:
             from pulse.realtime.check import check
 
@@ -81,6 +82,12 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  - {problem}")
     finally:
         stack.stop()
+    print(f"results: {_save(args, results, check_result)}")
+    failed = [r for r in results if r["rate"] in TARGETS and not r["meets_target"]]
+    return 1 if failed or (check_result is not None and not check_result.ok) else 0
+
+
+def _save(args, results: list[dict], check_result):
     out = {
         "backfill": args.backfill,
         "countries": args.countries,
@@ -90,15 +97,13 @@ def run(args: argparse.Namespace) -> int:
     }
     path = save(args.name, out)
     plot(out, RESULTS_DIR.parent / f"realtime-{args.name}.png")
-    print(f"results: {path}")
-    failed = [r for r in results if r["rate"] in TARGETS and not r["meets_target"]]
-    return 1 if failed or (check_result is not None and not check_result.ok) else 0
+    return path
 
 
 def _rate_result(rate: float, samples: list[dict], ticks: list[dict], achieved: float) -> dict:
     seconds = [s["seconds"] for s in samples if s["seconds"] is not None]
     timed_out = sum(1 for s in samples if s["seconds"] is None)
-    both = summary(seconds) if seconds else {}
+    both = _summary(seconds)
     target = TARGETS.get(int(rate))
 
     def med(key: str):
@@ -109,8 +114,8 @@ def _rate_result(rate: float, samples: list[dict], ticks: list[dict], achieved: 
         "rate": rate,
         "achieved_rate": round(achieved, 1),
         "freshness_s": both,
-        "count_s": summary([s["count_s"] for s in samples if s["count_s"] is not None]),
-        "mean_s": summary([s["mean_s"] for s in samples if s["mean_s"] is not None]),
+        "count_s": _summary([s["count_s"] for s in samples]),
+        "mean_s": _summary([s["mean_s"] for s in samples]),
         "timed_out": timed_out,
         "samples": samples,
         "loop": {
@@ -123,6 +128,11 @@ def _rate_result(rate: float, samples: list[dict], ticks: list[dict], achieved: 
         "target_p95_s": target,
         "meets_target": None if target is None else bool(both) and both["p95"] <= target,
     }
+
+
+def _summary(values: list) -> dict:
+    present = [v for v in values if v is not None]
+    return summary(present) if present else {}
 
 
 def _print_row(r: dict) -> None:

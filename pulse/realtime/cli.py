@@ -110,6 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 publish_interval=args.publish_interval,
                 dbt_interval=args.dbt_interval,
                 dbt_tail_rows=args.dbt_tail_rows,
+                dbt_overlap=args.dbt_overlap,
             ),
             events=events,
             status=StatusLine(),
@@ -165,6 +166,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dbt-interval", type=float, default=1.0, help="seconds between dbt ticks")
     p.add_argument(
         "--dbt-tail-rows", type=int, default=500, help="a longer tail: dbt before publishing"
+    )
+    p.add_argument(
+        "--dbt-overlap", action="store_true", help="dbt ticks beside loading and publishing"
     )
     p.add_argument("--recycle-every", type=int, default=5_000, help="re-parse dbt every N ticks")
     p.add_argument("--build-every", type=float, default=600, help="dbt tests + slow marts (s)")

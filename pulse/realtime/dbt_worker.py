@@ -47,6 +47,14 @@ class DbtWorker:
         self._want.set()
         return True
 
+    def wait_idle(self, poll: float = 0.005) -> None:
+        """Block until no tick is running."""
+        while True:
+            with self._lock:
+                if not self._busy:
+                    return
+            time.sleep(poll)
+
     def collect(self) -> list[tuple[object, DbtInvocation]]:
         """(tag, invocation) of every tick finished since the last call."""
         with self._lock:
