@@ -103,7 +103,9 @@ def test_ticks_reuse_one_parse_and_stay_exact(fresh_db, toy_project, tmp_path):
             assert _totals(conn) == (expected_n, expected_sx)
         # One parse for all of it, and dbt-adapters#2136 neutralised: no flag per invocation.
         assert session.recycles == 0 and session.invocations == 26
-        assert len(impl.DEFAULT_BASE_BEHAVIOR_FLAGS) == flags_before
+        # (<=: whether the last invocation re-appended its one flag depends on what ran
+        # before in this process; without the fix the list would have grown by 25.)
+        assert len(impl.DEFAULT_BASE_BEHAVIOR_FLAGS) <= flags_before
     finally:
         session.close()
         conn.close()
