@@ -162,7 +162,7 @@ def plot(out: dict, path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     data = [[s["seconds"] for s in r["samples"] if s["seconds"] is not None] for r in rates]
     labels = [f"{r['rate']:g}/s" for r in rates]
-    ax.boxplot(data, labels=labels, whis=(5, 95), showfliers=True)
+    ax.boxplot(data, tick_labels=labels, whis=(5, 95), showfliers=True)
     for i, r in enumerate(rates, start=1):
         ax.plot([i - 0.3, i + 0.3], [r["freshness_s"]["p95"]] * 2, color="tab:red", lw=1)
         if r["target_p95_s"]:
