@@ -17,6 +17,8 @@ from pathlib import Path
 import yaml
 from psycopg2.extras import execute_values
 
+from loader.schema import RAW_DDL
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SOURCES_YML = REPO_ROOT / "models" / "staging" / "pisa" / "_pisa__sources.yml"
 POOL_CSV = REPO_ROOT / "data" / "pisa2018" / "students_fra_ita_mex.csv.gz"
@@ -44,43 +46,12 @@ def declared_columns() -> list[tuple[str, str]]:
 
 
 def create_raw_schema(conn, columns: list[str] | None = None) -> None:
-    """Create the raw layer per docs/contracts.md (idempotent). Commits."""
+    """Create the raw layer with the loader's own DDL, plus the declared TEXT columns. Commits."""
     columns = columns or [name for name, _ in declared_columns()]
-    text_columns = "".join(f',\n    "{c}" text' for c in columns)
     with conn.cursor() as cur:
-        cur.execute(
-            f"""
-create schema if not exists raw;
-create sequence if not exists raw.load_seq;
-create table if not exists raw.responses (
-    cnt text not null,
-    id bigint not null,
-    created_at timestamptz,
-    _loaded_at timestamptz not null default now(),
-    _load_seq bigint not null default nextval('raw.load_seq'){text_columns},
-    primary key (cnt, id)
-);
-create index if not exists responses_load_seq_idx on raw.responses (_load_seq);
-create table if not exists raw.responses_deleted (
-    cnt text not null,
-    id bigint not null,
-    _load_seq bigint not null default nextval('raw.load_seq'),
-    _deleted_at timestamptz not null default now()
-);
-create index if not exists responses_deleted_load_seq_idx on raw.responses_deleted (_load_seq);
-create table if not exists raw.loader_sources (
-    cnt text primary key,
-    status text not null default 'ok',
-    rows_loaded bigint not null default 0,
-    rows_per_s double precision,
-    newest_created_at timestamptz,
-    lag_ms bigint,
-    last_polled_at timestamptz,
-    last_error text,
-    last_error_at timestamptz
-);
-"""
-        )
+        cur.execute(RAW_DDL)
+        for column in columns:
+            cur.execute(f'alter table raw.responses add column if not exists "{column}" text')
     conn.commit()
 
 
