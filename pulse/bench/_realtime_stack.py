@@ -80,7 +80,11 @@ class Stack:
         logs = self.root / "home" / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         progress("pulse run: first build (seeds + every model) …")
-        self._spawn("pipeline", _pulse("run", "--no-jobs", "--sqlite", str(self.sqlite)), logs)
+        # PULSE_BENCH_RUN_ARGS: extra `pulse run` flags, to compare loop variants.
+        extra = os.environ.get("PULSE_BENCH_RUN_ARGS", "").split()
+        self._spawn(
+            "pipeline", _pulse("run", "--no-jobs", "--sqlite", str(self.sqlite), *extra), logs
+        )
         total = source_total(self.settings, self.all_countries)
         built = wait_for(lambda: self._served_count_sqlite() == total, 3600, interval=1.0)
         if built is None:
