@@ -159,3 +159,38 @@ country_totals as (
     {{ relation }}._load_seq > ({{ mark_sql }})
     and {{ relation }}._load_seq < 9223372036854775807
 {%- endmacro %}
+
+
+{#- The CTEs both additive state models share, after `previous` (this model's rows),
+    `students` and `tombstones`: the marks the state covers, the countries whose new
+    tombstones force a recompute, and the students to (re)aggregate. -#}
+{% macro marts_changed_students_ctes() -%}
+previous_marks as (
+    select
+        coalesce(max(previous._load_seq_mark), 0) as load_seq_mark,
+        coalesce(max(previous._deleted_seq_mark), 0) as deleted_seq_mark
+    from previous
+),
+
+-- countries with tombstones the state has not applied yet: recomputed from scratch
+recomputed_countries as (
+    select distinct tombstones.cnt
+    from tombstones
+    where tombstones._load_seq > (select previous_marks.deleted_seq_mark from previous_marks)
+),
+
+-- Two branches so that the new-rows branch can use an index on _load_seq.
+changed_students as (
+    select students.*
+    from students
+    where
+        students._load_seq > (select previous_marks.load_seq_mark from previous_marks)
+        and students.cnt not in (select recomputed_countries.cnt from recomputed_countries)
+
+    union all
+
+    select students.*
+    from students
+    where students.cnt in (select recomputed_countries.cnt from recomputed_countries)
+),
+{%- endmacro %}
