@@ -131,6 +131,10 @@ class Publisher:
             self._pg.commit()
         return self._pg
 
+    def _select(self, cur, table: str) -> None:
+        """Run the query reading one mart (a subclass may prepare it instead)."""
+        cur.execute(f"select * from {_quote(SCHEMA)}.{_quote(table)}")
+
     def fetch(self) -> dict[str, tuple[list[tuple[str, str]], list[tuple]]]:
         """Every existing mart as (columns with SQLite types, rows), from one snapshot."""
         conn = self._connection()
@@ -155,7 +159,7 @@ class Publisher:
                         if table in self._analyst:
                             result[table] = self._analyst[table]
                             continue
-                    cur.execute(f"select * from {_quote(SCHEMA)}.{_quote(table)}")
+                    self._select(cur, table)
                     columns = [(d.name, _sqlite_type(d.type_code)) for d in cur.description]
                     rows = [tuple(_to_sqlite(v) for v in row) for row in cur.fetchall()]
                     result[table] = (columns, rows)

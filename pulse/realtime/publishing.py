@@ -11,50 +11,27 @@ and PostgreSQL re-plans by itself when dbt replaces a view.
 
 from __future__ import annotations
 
-import psycopg2
-
-from serving.publisher import SCHEMA, Publisher, _quote, _sqlite_type, _to_sqlite
+from serving.publisher import SCHEMA, Publisher, _quote
 
 
 class PreparedPublisher(Publisher):
+    """The serving publisher, reading each mart through a statement prepared once per
+    connection (see the module docstring for why)."""
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._prepared_on = None  # the connection the statements below were prepared on
         self._prepared: dict[str, str] = {}
 
-    def fetch(self):
-        conn = self._connection()
-        if conn is not self._prepared_on:
-            self._prepared_on, self._prepared = conn, {}
-        try:
-            with conn.cursor() as cur:
-                cur.execute(
-                    "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
-                    " where n.nspname = %s and c.relname = any(%s)"
-                    " and c.relkind in ('r', 'v', 'm', 'p', 'f')",
-                    (SCHEMA, list(self.tables)),
-                )
-                present = {name for (name,) in cur.fetchall()}
-                result = {}
-                for table in self.tables:
-                    if table not in present:
-                        continue
-                    name = self._prepared.get(table)
-                    if name is None:
-                        name = f"pulse_publish_{len(self._prepared)}"
-                        cur.execute(
-                            f"prepare {name} as select * from {_quote(SCHEMA)}.{_quote(table)}"
-                        )
-                        self._prepared[table] = name
-                    cur.execute(f"execute {name}")
-                    columns = [(d.name, _sqlite_type(d.type_code)) for d in cur.description]
-                    rows = [tuple(_to_sqlite(v) for v in row) for row in cur.fetchall()]
-                    result[table] = (columns, rows)
-            conn.commit()
-        except psycopg2.Error:
-            conn.close()  # reconnect (and re-prepare) next time
-            raise
-        return result
+    def _select(self, cur, table: str) -> None:
+        if cur.connection is not self._prepared_on:  # reconnected: nothing is prepared there
+            self._prepared_on, self._prepared = cur.connection, {}
+        name = self._prepared.get(table)
+        if name is None:
+            name = f"pulse_publish_{len(self._prepared)}"
+            cur.execute(f"prepare {name} as select * from {_quote(SCHEMA)}.{_quote(table)}")
+            self._prepared[table] = name
+        cur.execute(f"execute {name}")
 
 
 # Published after every loader tick: what Forage polls, and the lag it reports.
