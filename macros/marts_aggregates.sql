@@ -93,14 +93,25 @@
 
 {#-
     CTEs `country_state`, `tail_students`, `tail`, `country_totals`: the serving views' per-country
-    pieces = the additive state (country_index_state) + the live rows beyond its mark. The
-    tail is read from int_student_indices_live, a view over staging over raw, so the
-    `_load_seq >` filter reaches raw.responses' index on _load_seq: the tail costs what the
-    new rows cost, not what the whole table costs. Only the `indices` asked for are computed.
+    pieces = the additive state (country_index_state) + the live rows beyond its mark.
+    The tail's indices come from int_student_indices, which `pulse run` keeps up to the loader
+    between dbt ticks (each row computed once), plus the live rows it has not reached yet,
+    computed here through int_student_indices_live (a view over staging over raw, so the
+    `_load_seq >` filter reaches raw.responses' index: it costs what the new rows cost).
+    Every live row beyond the state's mark is in exactly one branch: the table holds every
+    live row up to its own newest `_load_seq`. Only the `indices` asked for are read.
 -#}
 {% macro marts_state_plus_tail_ctes(indices) -%}
+{%- set tail_columns -%}
+    cnt, w_fstuwt
+    {%- for x in indices %}, {{ x }}, {{ x }}_source{% endfor %}
+{%- endset -%}
 country_state as (
     select * from {{ ref('country_index_state') }}
+),
+
+computed_students as (
+    select * from {{ ref('int_student_indices') }}
 ),
 
 live_students as (
@@ -108,12 +119,19 @@ live_students as (
 ),
 
 tail_students as (
-    select live_students.*
-    from live_students
+    select {{ tail_columns }}
+    from computed_students
     where
         {{ marts_beyond_mark(
-            'live_students', 'select coalesce(max(country_state._load_seq_mark), 0) from country_state'
+            'computed_students', 'select coalesce(max(country_state._load_seq_mark), 0) from country_state'
         ) }}
+
+    union all
+
+    select {{ tail_columns }}
+    from live_students
+    where
+        {{ marts_beyond_mark('live_students', marts_computed_mark_sql()) }}
 ),
 
 tail as (
@@ -145,6 +163,15 @@ country_totals as (
     from pieces
     group by pieces.cnt
     having sum(pieces.submissions) > 0
+)
+{%- endmacro %}
+
+{#- The newest `_load_seq` whose indices are computed: the state's mark or, beyond it,
+    int_student_indices' newest row (a backward scan of its `_load_seq` index). -#}
+{% macro marts_computed_mark_sql() -%}
+select greatest(
+    (select coalesce(max(country_state._load_seq_mark), 0) from country_state),
+    (select coalesce(max(computed_students._load_seq), 0) from computed_students)
 )
 {%- endmacro %}
 

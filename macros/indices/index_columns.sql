@@ -18,17 +18,6 @@
     ]) }}
 {%- endmacro %}
 
-{#- HOMEPOS from the HOMEPOS engineer's macro; until it exists, null and provisional. -#}
-{% macro homepos_select_or_null(alias) -%}
-    {%- if homepos_select is defined -%}
-        {{ homepos_select(alias) }}
-    {%- else -%}
-        null::numeric as homepos_computed,
-        true as homepos_provisional,
-        null::text as homepos_param_source
-    {%- endif -%}
-{%- endmacro %}
-
 {#- ISCED level from ST005Q01TA / ST007Q01TA codes: 1→4, 2→3, 3→2, 4→1, 5→0. -#}
 {% macro isced_level(column) -%}
     (5 - {{ column }})

@@ -90,18 +90,59 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The typed, cleaned value of raw column `raw` for codebook variable `item_name` (null when invalid). -#}
-{% macro pisa_clean_value(raw, item_name, items) %}
-    {%- set item = items.get(item_name) -%}
+{#-
+    The typed, cleaned value of a raw column, in three steps so that each cell is trimmed and
+    parsed once (stg_pisa__responses evaluates each step in a lateral subquery):
+      pisa_trimmed(raw)         → v: the text without surrounding blanks, null when empty;
+      pisa_parsed(v, item)      → p: numeric items: v as numeric when it looks like a number;
+                                     text items: the code as stored (pisa_text_code), not 'NA';
+      pisa_valid_value(p, item) → p (as integer for integer items) when it is no missing code
+                                     and inside the item's domain, else null.
+    A value is kept exactly when pisa_null_reason() gives no reason (tests/test_staging*).
+    Variables absent from the codebook are only trimmed ('NA' and empty become null).
+-#}
+{% macro pisa_trimmed(raw) -%}
+    nullif(btrim({{ raw }}, E' \t\r\n'), '')
+{%- endmacro %}
+
+{% macro pisa_parsed(v, item) -%}
     {%- if item is none -%}
-        nullif(nullif(btrim({{ raw }}), ''), 'NA')
+        nullif({{ v }}, 'NA')
+    {%- elif item[1] == 'text' -%}
+        case when upper({{ v }}) <> 'NA' then {{ pisa_text_code(v, item) }} end
     {%- else -%}
-        {%- set v = "nullif(btrim(" ~ raw ~ ", E' \\t\\r\\n'), '')" -%}
-        {%- set cast = {
-            'text': pisa_text_code(v, item),
-            'integer': '(' ~ v ~ ')::numeric::integer',
-            'numeric': '(' ~ v ~ ')::numeric',
-        }[item[1]] -%}
-        case when ({{ pisa_null_reason(raw, item) }}) is null then {{ cast }} end
+        case when {{ v }} ~ '^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)$' then ({{ v }})::numeric end
     {%- endif -%}
-{% endmacro %}
+{%- endmacro %}
+
+{% macro pisa_valid_value(p, item) -%}
+    {%- if item is none -%}
+        {{ p }}
+    {%- else -%}
+        {%- set missing = (item[6] or '').split('|') | reject('equalto', '') | list -%}
+        {%- set text = item[1] == 'text' -%}
+        {%- set checks = [] -%}
+        {%- if missing -%}
+            {%- do checks.append(p ~ ' not in (' ~ _pisa_sql_list(missing, text) ~ ')') -%}
+        {%- endif -%}
+        {%- if text and item[5] -%}
+            {%- do checks.append(p ~ ' in (' ~ _pisa_sql_list(item[5].split('|'), true) ~ ')') -%}
+        {%- endif -%}
+        {%- if item[1] == 'integer' -%}
+            {%- do checks.append(p ~ ' = trunc(' ~ p ~ ')') -%}
+            {%- do checks.append('abs(' ~ p ~ ') < 2147483648') -%}
+        {%- endif -%}
+        {%- if not text and item[3] not in (none, '') -%}
+            {%- do checks.append(p ~ ' >= ' ~ item[3]) -%}
+        {%- endif -%}
+        {%- if not text and item[4] not in (none, '') -%}
+            {%- do checks.append(p ~ ' <= ' ~ item[4]) -%}
+        {%- endif -%}
+        {%- set value = p ~ '::integer' if item[1] == 'integer' else p -%}
+        {%- if checks -%}
+            case when {{ checks | join(' and ') }} then {{ value }} end
+        {%- else -%}
+            {{ value }}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}

@@ -9,6 +9,7 @@
             {'columns': ['cnt', 'id'], 'unique': true},
             {'columns': ['_load_seq']},
         ],
+        pre_hook="{{ student_indices_lock() }}",
         post_hook=[
             "delete from {{ this }} as t
             using {{ source('pisa', 'responses_deleted') }} as d
@@ -18,7 +19,10 @@
 }}
 
 -- The per-student indices, materialised incrementally on the warehouse load order. Rows
--- tombstoned after they were copied here are removed by the post-hook.
+-- tombstoned after they were copied here are removed by the post-hook. Between dbt ticks
+-- `pulse run` applies the same incremental step after every loader tick
+-- (pulse/realtime/advance.py), so each row's indices are computed once and the serving
+-- views read the tail from here; the pre-hook's lock keeps the two apart.
 
 with
 

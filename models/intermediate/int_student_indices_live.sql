@@ -76,9 +76,12 @@ answers as (
         -- 9704 (don't know) and 9705 (vague) carry no ISEI.
         case when s.ocod1 not in ('9704', '9705') then s.ocod1 end as isco_mother,
         case when s.ocod2 not in ('9704', '9705') then s.ocod2 end as isco_father,
-        {{ homepos_select_or_null('s') }}
+        homepos.homepos_computed,
+        homepos.homepos_provisional,
+        homepos.homepos_param_source
 
     from responses as s
+    {{ homepos_join('s') }}
 
 ),
 

@@ -47,6 +47,7 @@ def _has_command(name: str) -> bool:
 def cmd_run(args: argparse.Namespace) -> int:
     from loader.engine import Loader, WarehouseUnavailable
     from pulse.dbt import DbtSession, dbt_environ
+    from pulse.realtime.advance import StudentIndicesAdvancer
     from pulse.realtime.bootstrap import ensure_built
     from pulse.realtime.dbt_worker import DbtWorker
     from pulse.realtime.events import EventLog, StatusLine
@@ -78,6 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         log_path=log_dir / "dbt-realtime",
         recycle_every=args.recycle_every,
     )
+    advancer = None if args.no_advance else StudentIndicesAdvancer(settings.warehouse_url)
     publisher = None
     scheduler = None
     dbt = session
@@ -105,6 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             loader,
             dbt,
             publisher,
+            advancer=advancer,
             warehouse_url=settings.warehouse_url,
             settings=LoopSettings(
                 publish_interval=args.publish_interval,
@@ -129,6 +132,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             loop.close()
         if publisher is not None:
             publisher.close()
+        if advancer is not None:
+            advancer.close()
         loader.close()
         dbt.close()
         events.emit("stopped")
@@ -169,6 +174,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--dbt-overlap", action="store_true", help="dbt ticks beside loading and publishing"
+    )
+    p.add_argument(
+        "--no-advance",
+        action="store_true",
+        help="do not advance int_student_indices between dbt ticks (the tail is computed live)",
     )
     p.add_argument("--recycle-every", type=int, default=5_000, help="re-parse dbt every N ticks")
     p.add_argument("--build-every", type=float, default=600, help="dbt tests + slow marts (s)")

@@ -49,10 +49,14 @@ class LoopStats:
     publish_failures: int = 0
     warehouse_errors: int = 0
     tail_rows: int = 0  # rows loaded since the last successful dbt tick
+    uncomputed_rows: int = 0  # rows loaded since the last advance of int_student_indices
+    advances: int = 0
+    advance_failures: int = 0
     lag_ms: int | None = None
     loader_s: deque = field(default_factory=lambda: deque(maxlen=200))
     publish_s: deque = field(default_factory=lambda: deque(maxlen=200))
     dbt_s: deque = field(default_factory=lambda: deque(maxlen=200))
+    advance_s: deque = field(default_factory=lambda: deque(maxlen=200))
     loaded: deque = field(default_factory=lambda: deque(maxlen=2_000))  # (monotonic, rows)
 
     def rate(self, window: float = 10.0) -> float:
@@ -69,7 +73,8 @@ class RealtimeLoop:
     """Drives a loader, a dbt session and a publisher (any objects with their methods).
 
     loader.tick() -> TickResult (.total_rows, .deleted), raising WarehouseUnavailable;
-    dbt.tick() -> DbtInvocation (.success, .seconds); publisher.publish_once() -> bool.
+    dbt.tick() -> DbtInvocation (.success, .seconds); publisher.publish_once() -> bool;
+    advancer.advance(deletions) -> rows | None (optional: see pulse/realtime/advance.py).
     """
 
     def __init__(
@@ -78,6 +83,7 @@ class RealtimeLoop:
         dbt,
         publisher,
         *,
+        advancer=None,
         warehouse_url: str | None = None,
         settings: LoopSettings | None = None,
         events: EventLog | None = None,
@@ -86,6 +92,8 @@ class RealtimeLoop:
         self.loader = loader
         self.dbt = dbt
         self.publisher = publisher
+        self.advancer = advancer
+        self._advance_deletions = True  # apply tombstones on the first advance
         self.warehouse_url = warehouse_url
         self.settings = settings or LoopSettings()
         self.events = events or EventLog(None)
@@ -121,9 +129,12 @@ class RealtimeLoop:
         self.stats.rows += rows
         self.stats.deleted += deleted
         self.stats.tail_rows += rows + deleted
+        self.stats.uncomputed_rows += rows + deleted
         self.stats.loader_s.append(loader_s)
         self.stats.loaded.append((started, rows))
         done.update(rows=rows, deleted=deleted, loader_s=loader_s)
+        if self.advancer is not None and (self.stats.uncomputed_rows or self._advance_deletions):
+            self._timed(done, "advanced", lambda: self._advance(bool(deleted)))
 
         if hasattr(self.dbt, "request"):  # dbt in its own thread (DbtWorker)
             self._collect_dbt()
@@ -131,9 +142,9 @@ class RealtimeLoop:
             if wait and self.stats.tail_rows >= self.settings.dbt_tail_rows:
                 self._dbt_in_worker(done, wait=True)  # catching up: fold the tail in first
             now = time.monotonic()
-            if self.stats.tail_rows > self.settings.publish_tail_max:
-                # Overloaded (or catching up): every serving view would recompute this tail on
-                # every publish. Keep the last publication until dbt has folded the tail in.
+            if self._uncomputed() > self.settings.publish_tail_max:
+                # Overloaded (or catching up): every serving view would compute these rows'
+                # indices on every publish. Keep the last publication until they are computed.
                 done["published"] = "deferred"
             elif rows or deleted or now - self._last_publish >= self.settings.publish_interval:
                 self._timed(done, "published", self._publish)
@@ -166,6 +177,8 @@ class RealtimeLoop:
     def _finish(self, done: dict, result, started: float, loader_s: float) -> dict:
         rows, deleted = done["rows"], done["deleted"]
         done["tick_s"] = time.monotonic() - started
+        if "advanced_s" in done:
+            self.stats.advance_s.append(done["advanced_s"])
         if rows or deleted or done["dbt"] is not None:
             self.events.emit(
                 "tick",
@@ -173,6 +186,7 @@ class RealtimeLoop:
                 deleted=deleted,
                 down=list(result.down),
                 loader_s=round(loader_s, 4),
+                advance_s=round(done["advanced_s"], 4) if "advanced_s" in done else None,
                 publish_s=round(done.get("published_s", 0.0), 4),
                 dbt_s=round(done["dbt_s"], 4) if "dbt_s" in done else None,
                 tick_s=round(done["tick_s"], 4),
@@ -185,6 +199,29 @@ class RealtimeLoop:
         started = time.monotonic()
         done[key] = step()
         done[f"{key}_s"] = time.monotonic() - started
+
+    def _uncomputed(self) -> int:
+        """Rows whose indices a publication would compute live (none once advanced)."""
+        if self.advancer is None:
+            return self.stats.tail_rows
+        return min(self.stats.tail_rows, self.stats.uncomputed_rows)
+
+    def _advance(self, deletions: bool) -> int | None:
+        """Bring int_student_indices up to the loader (rows upserted; None: skipped/failed)."""
+        try:
+            upserted = self.advancer.advance(deletions or self._advance_deletions)
+        except Exception as exc:  # the warehouse or the model may be gone for a moment
+            self.stats.advance_failures += 1
+            self._advance_deletions = True
+            self.events.emit("advance_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            return None
+        if upserted is not None:
+            self.stats.advances += 1
+            self.stats.uncomputed_rows = 0
+            self._advance_deletions = False
+        elif deletions:
+            self._advance_deletions = True  # skipped: apply the tombstones next time
+        return upserted
 
     def _publish(self) -> bool | None:
         started = time.monotonic()
@@ -297,7 +334,8 @@ class RealtimeLoop:
         lag = "-" if s.lag_ms is None else f"{s.lag_ms}ms"
         return (
             f"pulse run | {s.rate():7.1f} rows/s | loaded {s.rows:,} | lag {lag} | "
-            f"load {ms(s.loader_s)} publish {ms(s.publish_s)} dbt {ms(s.dbt_s)} | "
+            f"load {ms(s.loader_s)} advance {ms(s.advance_s)} publish {ms(s.publish_s)} "
+            f"dbt {ms(s.dbt_s)} | "
             f"tail {s.tail_rows:,} | dbt ticks {s.dbt_ticks:,}"
             + (f" ({s.dbt_failures} failed)" if s.dbt_failures else "")
             + (f" | warehouse errors {s.warehouse_errors}" if s.warehouse_errors else "")
@@ -313,6 +351,8 @@ class RealtimeLoop:
             "dbt_failures": s.dbt_failures,
             "publishes": s.publishes,
             "publish_failures": s.publish_failures,
+            "advances": s.advances,
+            "advance_failures": s.advance_failures,
             "warehouse_errors": s.warehouse_errors,
         }
 
