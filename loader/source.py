@@ -37,6 +37,13 @@ class Watermark:
     db_oid: int | None = None  # a recreated database starts over
     backfill_after_id: int | None = None  # initial copy pages by id while this is set
     loaded_columns: tuple[str, ...] | None = None  # columns every warehouse row of it has
+    # (id, xmin) of the rows the last read found: in memory only (not persisted). The next
+    # read skips them instead of copying them again. The horizon is the snapshot's xmin,
+    # which any open transaction anywhere on the source's server holds back, so without
+    # this every read re-copied the full-width rows of the last second or so (several
+    # times the new rows at 1,000 submissions/s with the warehouse on the same server).
+    # An updated row has a new xmin and is read again; after a restart the set is empty.
+    recent: frozenset = field(default_factory=frozenset, compare=False, repr=False)
 
 
 @dataclass
@@ -198,8 +205,9 @@ class SourceReader:
                 "prepare pulse_probe (timestamptz, bigint) as "
                 "select null::bigint, now()::text, "
                 "pg_snapshot_xmin(pg_current_snapshot())::text, "
-                "(select oid from pg_database where datname = current_database())::text "
-                "union all select id, null, null, null from public.responses "
+                "(select oid from pg_database where datname = current_database())::text, "
+                "null::text "
+                "union all select id, null, null, null, xmin::text from public.responses "
                 "where created_at >= $1 "
                 "and (xmin::text::bigint - $2 + 4294967296) % 4294967296 < 2147483648"
             )
@@ -207,18 +215,20 @@ class SourceReader:
         cur.execute(
             "execute pulse_probe (%s, %s)", (wm.read_at - self.overlap, wm.horizon_xid % 2**32)
         )
-        ids, marker = [], None
+        found, marker = [], None
         for row in cur.fetchall():
             if row[0] is None:
                 marker = row
             else:
-                ids.append(row[0])
+                found.append((row[0], row[4]))
         now = datetime.fromisoformat(marker[1])
         horizon, db_oid = int(marker[2]), int(marker[3])
         if db_oid != wm.db_oid or horizon < wm.horizon_xid:
             # Database recreated, or the xid counter went back (server replaced): start over.
             return Batch(request=request, watermark=Watermark())
-        batch = Batch(request=request, watermark=replace(wm, horizon_xid=horizon, read_at=now))
+        ids = [row_id for row_id, xmin in found if (row_id, xmin) not in wm.recent]
+        new_wm = replace(wm, horizon_xid=horizon, read_at=now, recent=frozenset(found))
+        batch = Batch(request=request, watermark=new_wm)
         if ids:
             batch.rows = self._copy(
                 cur, f"select {select} from public.responses where id = any(%s)", (ids,)

@@ -110,6 +110,7 @@ class DbtSession:
         target_path: Path | str,
         log_path: Path | str,
         select: str = "tag:realtime",
+        exclude: str | None = None,
         project_dir: Path | str = config.REPO_ROOT,
         recycle_every: int = 2000,
         recycle_slowdown: float = 1.5,
@@ -119,6 +120,7 @@ class DbtSession:
         self.target_path = str(target_path)
         self.log_path = str(log_path)
         self.select = select
+        self.exclude = exclude  # may be changed between ticks (see RealtimeLoop._advance)
         self.project_dir = str(project_dir)
         self.recycle_every = recycle_every
         self.recycle_slowdown = recycle_slowdown
@@ -204,7 +206,8 @@ class DbtSession:
 
     def tick(self) -> DbtInvocation:
         """Run the real-time selection; recycle the runner when it is due."""
-        invocation = self.invoke(["run", "--select", self.select])
+        exclude = ["--exclude", self.exclude] if self.exclude else []
+        invocation = self.invoke(["run", "--select", self.select, *exclude])
         if invocation.success:
             self._track(invocation.seconds)
         if self._recycle_due():

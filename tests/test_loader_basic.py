@@ -7,9 +7,12 @@ import subprocess
 import sys
 import threading
 
+import psycopg2
 import pytest
 
 from loader import Loader
+from loader.columns import declared_columns
+from loader.source import ReadRequest, SourceReader, Watermark
 from loader_world import assert_same_rows, source_execute, warehouse_query
 from pulse.sim import api as sim
 
@@ -107,3 +110,38 @@ def test_pulse_load_once_loads_everything_and_exits(world):
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert b"loaded 2500 rows" in done.stdout
     assert_same_rows(world, COUNTRIES)
+
+
+def test_rows_read_once_while_another_transaction_pins_the_horizon(world):
+    """An open transaction anywhere on the source's server holds the snapshot xmin (the
+    horizon) back, so every read finds the rows of earlier reads again; they are skipped by
+    (id, xmin), not copied again. Rows committed meanwhile are still all read."""
+    sim.backfill(world, 30, countries=["FRA"], seed=5)
+    pin = psycopg2.connect(world.source_url("ITA"))  # another database, same server
+    reader = SourceReader("FRA", world.source_url("FRA"))
+    try:
+        with pin.cursor() as cur:
+            cur.execute("select pg_current_xact_id()")  # an xid: the horizon stays behind it
+        columns = declared_columns()
+        wm = Watermark()
+        while wm.horizon_xid is None or wm.backfill_after_id is not None:  # the first copy
+            wm = reader.read(ReadRequest("FRA", wm, columns)).watermark
+
+        def read() -> int:
+            nonlocal wm
+            batch = reader.read(ReadRequest("FRA", wm, columns))
+            wm = batch.watermark
+            return batch.rows.count(b"\n")
+
+        sim.insert_rows(world, "FRA", 7, seed=6)
+        assert read() == 7
+        assert len(wm.recent) == 7  # found again by every read while the pin holds
+        sim.insert_rows(world, "FRA", 3, seed=7)
+        assert read() == 3
+        assert read() == 0
+        source_execute(world, "FRA", "update public.responses set st004d01t = '1'")
+        assert read() == 40  # a new row version (new xmin) is read again
+    finally:
+        pin.rollback()
+        pin.close()
+        reader.close()

@@ -15,7 +15,10 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         tags=['realtime'],
-        post_hook="delete from {{ this }} where submissions = 0",
+        post_hook=[
+            "delete from {{ this }} where submissions = 0",
+            "{{ realtime_state_table_options() }}",
+        ],
     )
 }}
 {%- set indices = marts_state_indices() %}

@@ -6,9 +6,9 @@ country_state as (
     select * from {{ ref('country_index_state') }}
 ),
 
--- int_student_indices_live is one row per staged row: counts and created_at need no indices
+-- counts and created_at need no answers
 responses as (
-    select * from {{ ref('stg_pisa__responses') }}
+    select * from {{ ref('stg_pisa__submissions') }}
 ),
 
 state_count as (

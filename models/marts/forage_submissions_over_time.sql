@@ -6,9 +6,9 @@ minute_state as (
     select * from {{ ref('submission_minute_state') }}
 ),
 
--- int_student_indices_live is one row per staged row: counts and created_at need no indices
+-- counts and created_at need no answers
 responses as (
-    select * from {{ ref('stg_pisa__responses') }}
+    select * from {{ ref('stg_pisa__submissions') }}
 ),
 
 window_start as (

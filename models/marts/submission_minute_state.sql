@@ -17,7 +17,10 @@
             {'columns': ['cnt', 'minute_start'], 'unique': true},
             {'columns': ['minute_start']},
         ],
-        post_hook="delete from {{ this }} where submissions = 0",
+        post_hook=[
+            "delete from {{ this }} where submissions = 0",
+            "{{ realtime_state_table_options() }}",
+        ],
     )
 }}
 

@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"stack ready in {time.monotonic() - started:.0f} s ({stack.root})")
         for rate in rates:
             stream = Stream(stack.settings, rate, countries=stack.countries, seed=int(rate))
+            stack.attach(stream)
             stream.start()
             try:
                 time.sleep(args.warmup)

@@ -45,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
     minutes: list[dict] = []
     try:
         stack.start()
-        stream = Stream(stack.settings, args.rate, countries=stack.countries, seed=3).start()
+        stream = Stream(stack.settings, args.rate, countries=stack.countries, seed=3)
+        stack.attach(stream)
+        stream.start()
         try:
             t0 = time.monotonic()
             for m in range(int(args.minutes)):

@@ -78,6 +78,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         target_path=home / "dbt" / "realtime" / "target",
         log_path=log_dir / "dbt-realtime",
         recycle_every=args.recycle_every,
+        # the loop advances int_student_indices itself, so dbt's ticks only fold the state
+        exclude=None if args.no_advance else "int_student_indices",
     )
     advancer = None if args.no_advance else StudentIndicesAdvancer(settings.warehouse_url)
     publisher = None
@@ -173,7 +175,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--dbt-tail-rows", type=int, default=500, help="a longer tail: dbt before publishing"
     )
     p.add_argument(
-        "--dbt-overlap", action="store_true", help="dbt ticks beside loading and publishing"
+        "--dbt-overlap",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="dbt ticks beside loading and publishing (--no-dbt-overlap: the loop waits)",
     )
     p.add_argument(
         "--no-advance",

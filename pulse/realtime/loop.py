@@ -1,11 +1,12 @@
-"""The real-time loop: loader tick → publish → dbt tick, in one thread, ticks never overlapping.
+"""The real-time loop: loader tick → advance → publish, with dbt ticks beside it.
 
-Why this order: the serving views are the additive state *plus the tail* of staged rows
-beyond the state's high-water mark, so the published numbers are exact as soon as the
-loader has committed a row; publishing right after each loader tick makes freshness
-independent of dbt. dbt's job is to keep the tail short (the tail is recomputed on every
-publish), so it runs only when the loader brought rows or deletions, and at most every
-`dbt_interval` seconds unless the tail has grown past `dbt_tail_rows`.
+Why this order: the serving views are the additive state *plus the tail* of rows beyond the
+state's high-water mark, so the published numbers are exact as soon as the loader has
+committed a row. Right after each loader tick the loop advances int_student_indices (each
+new row's indices computed once, pulse/realtime/advance.py) and publishes: freshness is
+the loader's and the publisher's, not dbt's. dbt's ticks fold the tail into the additive
+state so that the tail stays short; they run in a worker thread (DbtWorker), only when the
+loader brought rows or deletions, and at most every `dbt_interval` seconds.
 """
 
 from __future__ import annotations
@@ -26,12 +27,18 @@ class LoopSettings:
     loader_interval: float = 0.1  # the shortest loader tick period (an idle loop sleeps)
     publish_interval: float = 0.5  # republish at least this often (time buckets, lag)
     dbt_interval: float = 1.0  # the shortest time between two dbt ticks
+    # dbt's share of the time at most: after a tick of d seconds the next one waits until
+    # d / dbt_max_share after its start. Under heavy load a dbt tick takes 1-2 s (a fresh
+    # connection, cold caches, Python), and back-to-back ticks took a core of a 2-core
+    # machine from loading and advancing; the longer tail they leave costs the publisher
+    # little because its indices are already computed.
+    dbt_max_share: float = 0.25
     dbt_tail_rows: int = 500  # a tail this long is folded into the state before publishing
     publish_tail_max: int = 3_000  # no publishing past this tail (overload): see the docs
-    # False: the loop waits for each dbt tick (it only runs in the worker so that a restart's
-    # parse does not block the loop). True: dbt overlaps loading and publishing. On the shared
-    # 2-core machine waiting measured better at 100/s (dbt and the tail compete for the CPU).
-    dbt_overlap: bool = False
+    # True: dbt overlaps loading and publishing. False: the loop waits for each dbt tick (it
+    # still runs in the worker so that a restart's parse does not block the loop). Since the
+    # loop advances int_student_indices itself, overlapping measures far better (docs/realtime.md).
+    dbt_overlap: bool = True
     warehouse_backoff_max: float = 2.0
     lag_poll_interval: float = 2.0
 
@@ -94,6 +101,7 @@ class RealtimeLoop:
         self.publisher = publisher
         self.advancer = advancer
         self._advance_deletions = True  # apply tombstones on the first advance
+        self._advance_failing = 0  # consecutive failures
         self.warehouse_url = warehouse_url
         self.settings = settings or LoopSettings()
         self.events = events or EventLog(None)
@@ -151,7 +159,7 @@ class RealtimeLoop:
             if (
                 done["dbt"] is None
                 and self.stats.tail_rows
-                and time.monotonic() - self._last_dbt >= self.settings.dbt_interval
+                and time.monotonic() - self._last_dbt >= self._dbt_gap()
             ):
                 self._dbt_in_worker(done, wait=wait)
             return self._finish(done, result, started, loader_s)
@@ -168,7 +176,7 @@ class RealtimeLoop:
         if (
             done["dbt"] is None
             and self.stats.tail_rows
-            and (now - self._last_dbt >= self.settings.dbt_interval)
+            and (now - self._last_dbt >= self._dbt_gap())
         ):
             self._timed(done, "dbt", self._dbt_tick)
 
@@ -200,6 +208,11 @@ class RealtimeLoop:
         done[key] = step()
         done[f"{key}_s"] = time.monotonic() - started
 
+    def _dbt_gap(self) -> float:
+        """Seconds from one dbt tick's start to the next (see LoopSettings.dbt_max_share)."""
+        last = self.stats.dbt_s[-1] if self.stats.dbt_s else 0.0
+        return max(self.settings.dbt_interval, last / self.settings.dbt_max_share)
+
     def _uncomputed(self) -> int:
         """Rows whose indices a publication would compute live (none once advanced)."""
         if self.advancer is None:
@@ -213,8 +226,14 @@ class RealtimeLoop:
         except Exception as exc:  # the warehouse or the model may be gone for a moment
             self.stats.advance_failures += 1
             self._advance_deletions = True
+            self._advance_failing += 1
             self.events.emit("advance_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            if self._advance_failing == 3:  # dbt's ticks take the model back meanwhile
+                self._set_dbt_exclude(None)
             return None
+        if self._advance_failing >= 3:
+            self._set_dbt_exclude(self.advanced_model)
+        self._advance_failing = 0
         if upserted is not None:
             self.stats.advances += 1
             self.stats.uncomputed_rows = 0
@@ -222,6 +241,15 @@ class RealtimeLoop:
         elif deletions:
             self._advance_deletions = True  # skipped: apply the tombstones next time
         return upserted
+
+    advanced_model = "int_student_indices"
+
+    def _set_dbt_exclude(self, model: str | None) -> None:
+        """Whether dbt's ticks leave the advanced model to the loop (see pulse run)."""
+        session = getattr(self.dbt, "session", self.dbt)
+        if hasattr(session, "exclude"):
+            session.exclude = model
+            self.events.emit("dbt_exclude", model=model)
 
     def _publish(self) -> bool | None:
         started = time.monotonic()
