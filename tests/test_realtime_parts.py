@@ -50,8 +50,8 @@ class _Result:
 
 
 class _Invocation:
-    def __init__(self, ok=True):
-        self.success, self.seconds, self.error, self.failures = ok, 0.01, None, []
+    def __init__(self, ok=True, seconds=0.01):
+        self.success, self.seconds, self.error, self.failures = ok, seconds, None, []
 
 
 def test_loop_order_publish_after_load_and_dbt_only_for_new_rows():
@@ -108,7 +108,9 @@ def test_failed_dbt_tick_keeps_the_tail_for_the_next_try():
         def publish_once(self):
             return True
 
-    loop = RealtimeLoop(Loader(), Dbt(), Publisher(), settings=LoopSettings(dbt_interval=0.0))
+    # no minimum gap between dbt ticks here (dbt_max_share would space them by their length)
+    settings = LoopSettings(dbt_interval=0.0, dbt_max_share=float("inf"))
+    loop = RealtimeLoop(Loader(), Dbt(), Publisher(), settings=settings)
     loop.tick()
     assert loop.stats.dbt_failures == 1 and loop.stats.tail_rows == 3
     loop.tick()
@@ -278,10 +280,85 @@ def test_worker_without_overlap_finishes_the_dbt_tick_within_the_loop_tick():
             return True
 
     worker = DbtWorker(Session(), parse_first=False)
-    loop = RealtimeLoop(Loader(), worker, Publisher(), settings=LoopSettings(dbt_interval=0.0))
+    settings = LoopSettings(dbt_interval=0.0, dbt_overlap=False)
+    loop = RealtimeLoop(Loader(), worker, Publisher(), settings=settings)
     try:
         done = loop.tick()
         assert done["dbt"] == "done" and done["dbt_s"] >= 0.2
         assert loop.stats.dbt_ticks == 1 and loop.stats.tail_rows == 0
     finally:
         worker.close()
+
+
+def test_dbt_ticks_take_at_most_their_share_of_the_time():
+    class Loader:
+        def tick(self):
+            return _Result(5)
+
+    class Dbt:
+        calls = 0
+
+        def tick(self):
+            Dbt.calls += 1
+            return _Invocation(True, seconds=0.5)
+
+    class Publisher:
+        def publish_once(self):
+            return True
+
+    settings = LoopSettings(dbt_interval=0.0, dbt_max_share=0.25)
+    loop = RealtimeLoop(Loader(), Dbt(), Publisher(), settings=settings)
+    loop.tick()
+    assert Dbt.calls == 1
+    assert loop._dbt_gap() == 2.0  # a 0.5 s tick: the next one 2 s after its start
+    loop.tick()
+    assert Dbt.calls == 1
+    loop._last_dbt -= 2.0
+    loop.tick()
+    assert Dbt.calls == 2
+
+
+def test_loop_advances_before_publishing_and_dbt_leaves_the_model_to_it():
+    order = []
+
+    class Loader:
+        def tick(self):
+            order.append("load")
+            return _Result(4)
+
+    class Advancer:
+        fail = False
+
+        def advance(self, deletions):
+            order.append("advance")
+            if Advancer.fail:
+                raise RuntimeError("warehouse gone")
+            return 4
+
+    class Session:
+        exclude = "int_student_indices"
+
+        def tick(self):
+            order.append("dbt")
+            return _Invocation(True)
+
+    class Publisher:
+        def publish_once(self):
+            order.append("publish")
+            return True
+
+    session = Session()
+    settings = LoopSettings(dbt_interval=0.0, dbt_max_share=float("inf"))
+    loop = RealtimeLoop(Loader(), session, Publisher(), advancer=Advancer(), settings=settings)
+    loop.tick()
+    assert order == ["load", "advance", "publish", "dbt"]
+    assert loop.stats.advances == 1 and loop.stats.uncomputed_rows == 0
+    Advancer.fail = True
+    for _ in range(3):
+        loop.tick()
+    assert loop.stats.advance_failures == 3
+    assert session.exclude is None  # dbt's ticks compute the model meanwhile
+    assert loop.stats.uncomputed_rows == 12
+    Advancer.fail = False
+    loop.tick()
+    assert session.exclude == "int_student_indices" and loop.stats.uncomputed_rows == 0
