@@ -213,7 +213,7 @@ previous_marks as (
 recomputed_countries as (
     select distinct tombstones.cnt
     from tombstones
-    where tombstones._load_seq > (select previous_marks.deleted_seq_mark from previous_marks)
+    where {{ marts_beyond_mark('tombstones', 'select previous_marks.deleted_seq_mark from previous_marks') }}
 ),
 
 -- Two branches so that the new-rows branch can use an index on _load_seq.
@@ -221,7 +221,7 @@ changed_students as (
     select students.*
     from students
     where
-        students._load_seq > (select previous_marks.load_seq_mark from previous_marks)
+        {{ marts_beyond_mark('students', 'select previous_marks.load_seq_mark from previous_marks') }}
         and students.cnt not in (select recomputed_countries.cnt from recomputed_countries)
 
     union all

@@ -12,7 +12,10 @@ null_reasons as (
 
     select * from {{ ref('stg_pisa__null_reasons') }}
     {%- if is_incremental() %}
-        where _load_seq > (select coalesce(max(seen.max_load_seq), 0) from {{ this }} as seen)
+        -- the constant bound keeps the index scan on _load_seq (macro marts_beyond_mark)
+        where
+            _load_seq > (select coalesce(max(seen.max_load_seq), 0) from {{ this }} as seen)
+            and _load_seq < 9223372036854775807
     {%- endif %}
 
 ),

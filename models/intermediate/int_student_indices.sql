@@ -30,7 +30,10 @@ live as (
 
     select * from {{ ref('int_student_indices_live') }}
     {%- if is_incremental() %}
-        where _load_seq > (select coalesce(max(done._load_seq), 0) from {{ this }} as done)
+        -- the constant bound keeps the index scan on _load_seq (macro marts_beyond_mark)
+        where
+            _load_seq > (select coalesce(max(done._load_seq), 0) from {{ this }} as done)
+            and _load_seq < 9223372036854775807
     {%- endif %}
 
 ),
