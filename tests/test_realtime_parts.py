@@ -49,6 +49,11 @@ class _Result:
         self.down = []
 
 
+class _Publisher:
+    def publish_once(self):
+        return True
+
+
 class _Invocation:
     def __init__(self, ok=True, seconds=0.01):
         self.success, self.seconds, self.error, self.failures = ok, seconds, None, []
@@ -104,13 +109,9 @@ def test_failed_dbt_tick_keeps_the_tail_for_the_next_try():
         def tick(self):
             return _Invocation(outcomes.pop(0))
 
-    class Publisher:
-        def publish_once(self):
-            return True
-
     # no minimum gap between dbt ticks here (dbt_max_share would space them by their length)
     settings = LoopSettings(dbt_interval=0.0, dbt_max_share=float("inf"))
-    loop = RealtimeLoop(Loader(), Dbt(), Publisher(), settings=settings)
+    loop = RealtimeLoop(Loader(), Dbt(), _Publisher(), settings=settings)
     loop.tick()
     assert loop.stats.dbt_failures == 1 and loop.stats.tail_rows == 3
     loop.tick()
@@ -275,13 +276,9 @@ def test_worker_without_overlap_finishes_the_dbt_tick_within_the_loop_tick():
         def tick(self):
             return _Result(7)
 
-    class Publisher:
-        def publish_once(self):
-            return True
-
     worker = DbtWorker(Session(), parse_first=False)
     settings = LoopSettings(dbt_interval=0.0, dbt_overlap=False)
-    loop = RealtimeLoop(Loader(), worker, Publisher(), settings=settings)
+    loop = RealtimeLoop(Loader(), worker, _Publisher(), settings=settings)
     try:
         done = loop.tick()
         assert done["dbt"] == "done" and done["dbt_s"] >= 0.2
@@ -302,12 +299,8 @@ def test_dbt_ticks_take_at_most_their_share_of_the_time():
             Dbt.calls += 1
             return _Invocation(True, seconds=0.5)
 
-    class Publisher:
-        def publish_once(self):
-            return True
-
     settings = LoopSettings(dbt_interval=0.0, dbt_max_share=0.25)
-    loop = RealtimeLoop(Loader(), Dbt(), Publisher(), settings=settings)
+    loop = RealtimeLoop(Loader(), Dbt(), _Publisher(), settings=settings)
     loop.tick()
     assert Dbt.calls == 1
     assert loop._dbt_gap() == 2.0  # a 0.5 s tick: the next one 2 s after its start

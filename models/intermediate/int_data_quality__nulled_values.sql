@@ -10,12 +10,9 @@ with
 
 null_reasons as (
 
-    select * from {{ ref('stg_pisa__null_reasons') }}
+    select reasons.* from {{ ref('stg_pisa__null_reasons') }} as reasons
     {%- if is_incremental() %}
-        -- the constant bound keeps the index scan on _load_seq (macro marts_beyond_mark)
-        where
-            _load_seq > (select coalesce(max(seen.max_load_seq), 0) from {{ this }} as seen)
-            and _load_seq < 9223372036854775807
+        where {{ marts_beyond_mark('reasons', 'select coalesce(max(seen.max_load_seq), 0) from ' ~ this ~ ' as seen') }}
     {%- endif %}
 
 ),

@@ -28,12 +28,9 @@ with
 
 live as (
 
-    select * from {{ ref('int_student_indices_live') }}
+    select live_rows.* from {{ ref('int_student_indices_live') }} as live_rows
     {%- if is_incremental() %}
-        -- the constant bound keeps the index scan on _load_seq (macro marts_beyond_mark)
-        where
-            _load_seq > (select coalesce(max(done._load_seq), 0) from {{ this }} as done)
-            and _load_seq < 9223372036854775807
+        where {{ marts_beyond_mark('live_rows', 'select coalesce(max(done._load_seq), 0) from ' ~ this ~ ' as done') }}
     {%- endif %}
 
 ),

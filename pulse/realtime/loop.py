@@ -102,6 +102,7 @@ class RealtimeLoop:
         self.advancer = advancer
         self._advance_deletions = True  # apply tombstones on the first advance
         self._advance_failing = 0  # consecutive failures
+        self._dbt_exclude = None  # dbt's exclude while lifted (see _dbt_takes_the_model)
         self.warehouse_url = warehouse_url
         self.settings = settings or LoopSettings()
         self.events = events or EventLog(None)
@@ -229,10 +230,10 @@ class RealtimeLoop:
             self._advance_failing += 1
             self.events.emit("advance_failed", error=f"{type(exc).__name__}: {exc}"[:300])
             if self._advance_failing == 3:  # dbt's ticks take the model back meanwhile
-                self._set_dbt_exclude(None)
+                self._dbt_takes_the_model(True)
             return None
         if self._advance_failing >= 3:
-            self._set_dbt_exclude(self.advanced_model)
+            self._dbt_takes_the_model(False)
         self._advance_failing = 0
         if upserted is not None:
             self.stats.advances += 1
@@ -242,14 +243,17 @@ class RealtimeLoop:
             self._advance_deletions = True  # skipped: apply the tombstones next time
         return upserted
 
-    advanced_model = "int_student_indices"
-
-    def _set_dbt_exclude(self, model: str | None) -> None:
-        """Whether dbt's ticks leave the advanced model to the loop (see pulse run)."""
+    def _dbt_takes_the_model(self, take: bool) -> None:
+        """Lift (or put back) the `--exclude` with which dbt's ticks leave the advanced model to
+        the loop (set by `pulse run`): while the advance fails, dbt computes it instead."""
         session = getattr(self.dbt, "session", self.dbt)
-        if hasattr(session, "exclude"):
-            session.exclude = model
-            self.events.emit("dbt_exclude", model=model)
+        if not hasattr(session, "exclude"):
+            return
+        if take:
+            self._dbt_exclude, session.exclude = session.exclude, None
+        else:
+            session.exclude = self._dbt_exclude
+        self.events.emit("dbt_exclude", exclude=session.exclude)
 
     def _publish(self) -> bool | None:
         started = time.monotonic()
