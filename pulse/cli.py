@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "pulse.bench.cli",
     "pulse.realtime.cli",
     "pulse.calibrate_cli",
+    "pulse.params_cli",
     "serving.cli",
 ]
 

@@ -6,6 +6,7 @@ builds its own world (fresh database, private dbt target and log paths).
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import psycopg2
 import psycopg2.extras
 
 from pulse.dbt import run_dbt
+from pulse.params import LEARNED_TABLES, learned_csv
 
 # Everything the indices need, plus the data-quality counts.
 MODELS = "+int_student_indices +int_data_quality__nulled_values"
@@ -29,9 +31,26 @@ class World:
             list(args), self.url, target_path=self.target, log_path=self.logs, check=check
         )
 
-    def build(self) -> None:
+    def build(self, *, learn_from_rows: bool = False) -> None:
+        """Seed and build. With `learn_from_rows`, the learned seeds are first replaced by
+        what this warehouse's own rows teach (`pulse params learn` followed by `dbt seed`)."""
         self.dbt("seed")
+        if learn_from_rows:
+            self.learn_from_rows()
         self.dbt("run", "--select", MODELS)
+
+    def learn_from_rows(self) -> None:
+        self.dbt("run", "--select", "+tag:learning")
+        conn = psycopg2.connect(self.url)
+        with conn, conn.cursor() as cur:
+            for table in LEARNED_TABLES:
+                # what `dbt seed` would load from the CSV that `pulse params learn` writes
+                cur.execute(f"truncate reference.{table.seed}")
+                cur.copy_expert(
+                    f"copy reference.{table.seed} from stdin with (format csv, header)",
+                    io.StringIO(learned_csv(self.url, table)),
+                )
+        conn.close()
 
     def query(self, sql: str, params=None) -> list[dict]:
         with (

@@ -82,11 +82,13 @@ class MartsWorld:
         finally:
             conn.close()
 
-    def insert(self, rows: list[dict]) -> None:
-        """Insert real rows (with `_id`) as the loader would, then spread their created_at."""
+    def insert(self, rows: list[dict], drop_official: tuple[str, ...] = ()) -> None:
+        """Insert real rows (with `_id`) as the loader would, then spread their created_at.
+
+        `drop_official` names official index columns stored as 'NA' (raw_fixture)."""
         before = self.query("select coalesce(max(_load_seq), 0) as m from raw.responses")[0]["m"]
         conn = self.connect()
-        insert_pool_rows(conn, rows)
+        insert_pool_rows(conn, rows, drop_official=drop_official)
         conn.close()
         self.execute(
             """

@@ -3,8 +3,8 @@
 The rows are loaded by tests/raw_fixture.py (not the loader). Italy's and Mexico's rows
 arrive without their official BELONG, so BELONG is computed from the international lookup
 and compared with the official values of the CSV. A copy of France's rows under another
-country code ('ALB'), half of them without official values, checks what is learned from
-rows that carry official values.
+country code ('ALB'), half of them without official values, checks what `pulse params learn`
+learns from rows that carry official values (the world learns from its own rows first).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def world(pg_server, tmp_path_factory):
     insert_pool_rows(conn, copies[0::2])
     insert_pool_rows(conn, copies[1::2], drop_official=LEARN_DROPPED)
     conn.close()
-    w.build()
+    w.build(learn_from_rows=True)
     w.official = {r["_id"]: r for r in rows}  # type: ignore[attr-defined]
     return w
 

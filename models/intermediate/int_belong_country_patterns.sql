@@ -1,28 +1,15 @@
 {{ config(materialized='table') }}
 
--- A country's own BELONG value per response pattern, learned from rows carrying the
--- official BELONG. Countries with their own item parameters (France for Q03) differ
--- from the international lookup; for them this map is the only exact source.
+-- A country's own BELONG value per response pattern, fixed for the cycle (seed
+-- learned_belong_country_patterns, learned by `pulse params learn` from rows carrying the
+-- official BELONG). Countries with their own item parameters (France for Q03) differ from
+-- the international lookup; for them this map is the only exact source.
 
 with
 
-responses as (
+learned as (
 
-    select * from {{ ref('stg_pisa__responses') }}
-
-),
-
-patterns as (
-
-    select
-        responses.cnt,
-        responses.belong,
-        {{ belong_pattern_key('responses') }} as pattern_key
-
-    from responses
-    where
-        responses.belong is not null
-        and {{ belong_n_valid('responses') }} >= 3
+    select * from {{ ref('learned_belong_country_patterns') }}
 
 ),
 
@@ -31,12 +18,11 @@ final as (
     select
         cnt,
         pattern_key,
-        mode() within group (order by belong) as belong_value,
-        count(*) as n_rows,
-        count(distinct belong) as n_distinct_values
+        belong_value,
+        n_rows,
+        n_distinct_values
 
-    from patterns
-    group by cnt, pattern_key
+    from learned
 
 )
 

@@ -1,7 +1,9 @@
 {{ config(materialized='table') }}
 
 -- PARED years per country and HISCED level: the observed seed (FRA, ITA, MEX) first,
--- then one value per country and level learned from rows carrying official PARED.
+-- then one value per country and level learned from rows carrying official PARED, fixed
+-- for the cycle (seed learned_pared_years, written by `pulse params learn`): a row is
+-- scored with the same table whenever it arrives, as in a from-scratch rebuild.
 
 with
 
@@ -11,23 +13,9 @@ observed as (
 
 ),
 
-responses as (
-
-    select * from {{ ref('stg_pisa__responses') }}
-
-),
-
 learned as (
 
-    select
-        cnt,
-        hisced,
-        mode() within group (order by pared) as pared_years,
-        count(*) as n_rows
-
-    from responses
-    where hisced is not null and pared is not null
-    group by cnt, hisced
+    select * from {{ ref('learned_pared_years') }}
 
 ),
 

@@ -1,0 +1,29 @@
+"""`pulse params learn`: learn the parameter seeds from a warehouse's rows (pulse/params.py)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pulse import config
+
+
+def cmd_params_learn(args: argparse.Namespace) -> int:
+    from pulse.params import SEEDS_DIR, learn
+
+    url = args.url or config.load().warehouse_url
+    learn(url, Path(args.out) if args.out else SEEDS_DIR, build_views=not args.no_dbt)
+    print("next: review the diff, then `pulse dbt seed` and `pulse dbt run --full-refresh`")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("params", help="parameter tables learned from rows (offline)")
+    sub = p.add_subparsers(dest="params_command", required=True)
+    learn = sub.add_parser(
+        "learn", help="write seeds/learned_*.csv from the rows carrying official values"
+    )
+    learn.add_argument("--url", help="warehouse URL (default: the configured warehouse)")
+    learn.add_argument("--out", help="folder for the CSV files (default: seeds/)")
+    learn.add_argument("--no-dbt", action="store_true", help="the learning views are built already")
+    learn.set_defaults(func=cmd_params_learn)
