@@ -257,6 +257,7 @@ end
         {%- set tables = run_query(
             "select to_regclass('calibration.homepos_params') is not null"
             ~ " and to_regclass('reference.homepos_wle_cache_key_idx') is not null"
+            ~ " and to_regclass('calibration.rescored_countries') is not null"
         ) -%}
         {%- do current.update({'tables': tables.rows[0][0]}) -%}
     {%- endif %}
@@ -279,6 +280,12 @@ create table if not exists calibration.homepos_params (
     fitted_at timestamptz not null default now(),
     note text,
     primary key (cnt, version, item)
+);
+-- Countries whose rows were rescored (pulse/rescore.py has the same DDL); country_index_state
+-- recomputes them and empties the table.
+create table if not exists calibration.rescored_countries (
+    cnt text not null,
+    rescored_at timestamptz not null default now()
 );
 -- Memo of WLE results; unlogged (a cache), no unique key so concurrent writers never wait.
 create unlogged table if not exists reference.homepos_wle_cache (

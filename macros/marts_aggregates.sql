@@ -201,7 +201,7 @@ select greatest(
 {#- The CTEs both additive state models share, after `previous` (this model's rows),
     `students` and `tombstones`: the marks the state covers, the countries whose new
     tombstones force a recompute, and the students to (re)aggregate. -#}
-{% macro marts_changed_students_ctes() -%}
+{% macro marts_changed_students_ctes(rescored=false) -%}
 previous_marks as (
     select
         coalesce(max(previous._load_seq_mark), 0) as load_seq_mark,
@@ -209,11 +209,19 @@ previous_marks as (
     from previous
 ),
 
--- countries with tombstones the state has not applied yet: recomputed from scratch
+-- countries with tombstones the state has not applied yet (and, with `rescored`, countries
+-- whose rows were scored again: pulse/rescore.py): recomputed from scratch
 recomputed_countries as (
-    select distinct tombstones.cnt
+    select tombstones.cnt
     from tombstones
     where {{ marts_beyond_mark('tombstones', 'select previous_marks.deleted_seq_mark from previous_marks') }}
+    {%- if rescored %}
+
+    union
+
+    select rescored.cnt
+    from {{ source('calibration', 'rescored_countries') }} as rescored
+    {%- endif %}
 ),
 
 -- Two branches so that the new-rows branch can use an index on _load_seq.

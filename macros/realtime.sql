@@ -7,6 +7,12 @@
     select pg_advisory_xact_lock(hashtext('pulse.int_student_indices'))
 {%- endmacro %}
 
+{#- Pre-hook of country_index_state: while it runs, no rescore (pulse/rescore.py) can queue a
+    country, so its post-hook may empty calibration.rescored_countries without losing one. -#}
+{% macro country_state_lock() -%}
+    select pg_advisory_xact_lock(hashtext('pulse.country_index_state'))
+{%- endmacro %}
+
 {#-
     Post-hook of the additive state tables. Each dbt tick rewrites their few dozen rows, so
     autovacuum's default thresholds vacuumed and analysed them every other tick, and every

@@ -29,7 +29,9 @@ def cmd_calibrate_homepos(args: argparse.Namespace) -> int:
             f"{c.cnt:8} {c.status:15} method={c.method or '-':13} version={c.version or '-'}"
             f" rows={c.n_rows} official={c.n_official}{within} {c.message}"
         )
-    print(f"refreshed int_homepos_params: {report.refreshed}; {report.seconds:.1f} s")
+    rescored = ", ".join(f"{c} {n}" for c, n in report.rescored.items()) or "none"
+    print(f"refreshed int_homepos_params: {report.refreshed}; rows rescored: {rescored}")
+    print(f"{report.seconds:.1f} s")
     return 1 if any(c.status == "failed" for c in report.countries) else 0
 
 

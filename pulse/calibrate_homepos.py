@@ -7,8 +7,10 @@ For every country with staged rows and no seed block it picks, in order:
 3. nothing yet: the country keeps the DEFAULT block and its values stay provisional.
 
 The result lands in `calibration.homepos_params` (a new version per country); dbt's
-`int_homepos_params` reads the newest version, so the job rebuilds that model when asked.
-A country is recalibrated only when its rows have grown by `growth` since the last fit.
+`int_homepos_params` reads the newest version, so the job rebuilds that model when asked,
+and then scores the country's rows again (pulse/rescore.py): rows scored with the old block
+would otherwise differ from a rebuild. A country is recalibrated only when its rows have
+grown by `growth` since the last fit.
 
 Entry point for schedulers: `calibrate_homepos(settings_or_url, countries=None, …)`.
 """
@@ -34,6 +36,7 @@ from pulse.homepos_model import (
     score_item,
     wle,
 )
+from pulse.rescore import rescore_countries
 
 if TYPE_CHECKING:  # scipy is slow to import: only the calibration itself needs it
     from pulse.homepos_fit import FitResult
@@ -99,6 +102,7 @@ class CountryOutcome:
 class CalibrationReport:
     countries: list[CountryOutcome] = field(default_factory=list)
     refreshed: bool = False
+    rescored: dict[str, int] = field(default_factory=dict)  # country -> rows scored again
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
@@ -273,6 +277,11 @@ def calibrate_homepos(
         if refresh and any(c.status == "calibrated" for c in report.countries):
             refresh_params_model(url, dbt_dir)
             report.refreshed = True
+            # Rows scored before the new blocks are scored again, as a rebuild would score them.
+            new_blocks = [
+                c.cnt for c in report.countries if c.status == "calibrated" and c.cnt not in seeded
+            ]
+            report.rescored = rescore_countries(url, new_blocks, progress=lambda _: None)
             prune_cache(conn)
             conn.commit()
     finally:

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from pulse import config
 
 
 def cmd_params_learn(args: argparse.Namespace) -> int:
+    import psycopg2
+
     from pulse.params import SEEDS_DIR, learn
 
     url = args.url or config.load().warehouse_url
-    learn(url, Path(args.out) if args.out else SEEDS_DIR, build_views=not args.no_dbt)
+    try:
+        learn(url, Path(args.out) if args.out else SEEDS_DIR, build_views=not args.no_dbt)
+    except psycopg2.errors.UndefinedTable as e:
+        print(
+            f"pulse params learn: {e.pgerror.splitlines()[0]}: build the learning views first"
+            " (drop --no-dbt, or `pulse dbt run --select +tag:learning`)",
+            file=sys.stderr,
+        )
+        return 2
     print("next: review the diff, then `pulse dbt seed` and `pulse dbt run --full-refresh`")
     return 0
 

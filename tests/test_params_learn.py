@@ -13,7 +13,10 @@ from __future__ import annotations
 import csv
 import io
 import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -91,3 +94,25 @@ def test_escs_regressions_per_pool_country_and_pooled(world):
             float(r[f"coef_{x}"]) for x in ("hisei", "paredint", "homepos") if x != r["component"]
         ]
         assert all(c > 0 for c in others)
+
+
+def _pulse(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("pulse")), *args], capture_output=True, text=True
+    )
+
+
+def test_cli_writes_the_seeds(world, tmp_path):
+    done = _pulse("params", "learn", "--url", world.url, "--out", str(tmp_path), "--no-dbt")
+    assert done.returncode == 0, done.stderr
+    for table in LEARNED_TABLES:
+        assert table.seed in done.stdout
+        assert (tmp_path / f"{table.seed}.csv").read_text() == learned_csv(world.url, table)
+
+
+def test_cli_says_what_to_do_without_the_views(pg_server, tmp_path):
+    url = create_database(pg_server, f"nolearn_{uuid.uuid4().hex[:8]}")
+    done = _pulse("params", "learn", "--url", url, "--out", str(tmp_path), "--no-dbt")
+    assert done.returncode == 2
+    assert "build the learning views first" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -4,9 +4,12 @@
       _load_seq_mark    = max(_load_seq) of int_student_indices: the state covers every live
                           row with _load_seq <= it; the serving views add the rows beyond it.
       _deleted_seq_mark = max(_load_seq) of the tombstones applied.
-    A country with tombstones newer than _deleted_seq_mark is recomputed from scratch;
-    every other country adds its new rows. Rows tombstoned after int_student_indices' own
-    post-hook ran are left out by the anti-join, so the state never counts a removed row.
+    A country with tombstones newer than _deleted_seq_mark is recomputed from scratch, and so
+    is a country whose rows were rescored after a calibration (queued in
+    calibration.rescored_countries by pulse/rescore.py; the pre-hook's lock keeps the queue
+    still while the post-hook empties it); every other country adds its new rows. Rows
+    tombstoned after int_student_indices' own post-hook ran are left out by the anti-join, so
+    the state never counts a removed row.
 -#}
 {{
     config(
@@ -15,8 +18,10 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         tags=['realtime'],
+        pre_hook="{{ country_state_lock() }}",
         post_hook=[
             "delete from {{ this }} where submissions = 0",
+            "delete from {{ source('calibration', 'rescored_countries') }}",
             "{{ realtime_state_table_options() }}",
         ],
     )
@@ -54,7 +59,7 @@ previous as (
     {%- endif %}
 ),
 
-{{ marts_changed_students_ctes() }}
+{{ marts_changed_students_ctes(rescored=true) }}
 
 live_students as (
     select changed_students.*

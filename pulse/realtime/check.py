@@ -3,7 +3,8 @@
 How the recomputation is made, and why:
   1. Every row now in every application database is copied into a *scratch* warehouse (a
      fresh database next to the real one) in one bulk pass, and the whole dbt project is
-     built there from nothing (`dbt seed` + `dbt run --full-refresh`, in a subprocess).
+     built there from nothing (`dbt seed` + `dbt run --full-refresh`, in a subprocess), with
+     the parameters in force: the seeds, and the HOMEPOS calibrations copied over.
      No incremental state, no tail, no tombstones, no restarts: the batch answer.
   2. The scratch marts are rendered with the same Datasette plugin code into Forage's five
      JSON answers, and compared with what is being served (the HTTP endpoints when a URL is
@@ -20,6 +21,7 @@ indices tests.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 import tempfile
@@ -140,6 +142,7 @@ def recompute(settings, work_dir: Path, expected_rows: int, keep: bool = False) 
             while _raw_rows(url) < expected_rows and time.monotonic() < deadline:
                 if not loader.tick().total_rows:
                     time.sleep(0.2)
+        copy_calibrations(settings.warehouse_url, url)
         for args in (["seed"], ["run", "--full-refresh"]):
             run_dbt(args, url, target_path=work_dir / "target", log_path=work_dir / "logs")
         sqlite_path = work_dir / "recomputed.db"
@@ -149,6 +152,35 @@ def recompute(settings, work_dir: Path, expected_rows: int, keep: bool = False) 
     finally:
         if not keep:
             _drop_database(url)
+
+
+def copy_calibrations(source_url: str, scratch_url: str) -> int:
+    """Copy the HOMEPOS calibrations in force into the scratch warehouse; returns the rows.
+
+    They are parameters, like the seeds: the recomputation scores every row with the blocks
+    the served warehouse uses now (a calibration is a slow job of its own, not part of a
+    rebuild; pulse/rescore.py rescored the rows scored before it)."""
+    from pulse.calibrate_homepos import PARAMS_DDL
+
+    text = io.StringIO()
+    src = psycopg2.connect(source_url)
+    try:
+        with src.cursor() as cur:
+            cur.execute("select to_regclass('calibration.homepos_params') is not null")
+            if not cur.fetchone()[0]:
+                return 0
+            cur.copy_expert("copy calibration.homepos_params to stdout", text)
+    finally:
+        src.close()
+    text.seek(0)
+    dst = psycopg2.connect(scratch_url)
+    try:
+        with dst, dst.cursor() as cur:
+            cur.execute(PARAMS_DDL)
+            cur.copy_expert("copy calibration.homepos_params from stdin", text)
+            return cur.rowcount
+    finally:
+        dst.close()
 
 
 def _raw_rows(url: str) -> int:
