@@ -26,7 +26,7 @@ import time
 
 import psycopg2
 
-from pulse.realtime.advance import DROP_TOMBSTONED_SQL, TABLE, VIEW, _columns
+from pulse.realtime.advance import DROP_TOMBSTONED_SQL, TABLE, VIEW, columns_of
 
 INDICES_LOCK = "select pg_advisory_xact_lock(hashtext('pulse.int_student_indices'))"
 # The lock the state model's pre-hook takes (macro country_state_lock in macros/realtime.sql).
@@ -44,7 +44,7 @@ def rescore_country(conn, cnt: str) -> int:
     """Score every computed row of `cnt` again and queue its state; returns the rows rescored."""
     with conn, conn.cursor() as cur:
         cur.execute(QUEUE_DDL)
-        table, view = _columns(cur, TABLE), _columns(cur, VIEW)
+        table, view = columns_of(cur, TABLE), columns_of(cur, VIEW)
         if not table or not view:
             return 0  # dbt has not built the model yet: nothing was scored
         cols = ", ".join(f'"{c}"' for c in view if c in table)

@@ -32,7 +32,7 @@ where d.cnt = t.cnt and d.id = t.id and d._load_seq > t._load_seq
 """
 
 
-def _columns(cur, qualified: str) -> list[str]:
+def columns_of(cur, qualified: str) -> list[str]:
     schema, name = qualified.split(".")
     cur.execute(
         "select column_name from information_schema.columns "
@@ -85,7 +85,7 @@ class StudentIndicesAdvancer:
 
     def _prepare(self, cur) -> bool:
         """Prepare the upsert; False while dbt has not built the model and its view yet."""
-        table, view = _columns(cur, TABLE), _columns(cur, VIEW)
+        table, view = columns_of(cur, TABLE), columns_of(cur, VIEW)
         if not table or not view:
             return False
         # on_schema_change='append_new_columns': the table may have columns the view dropped

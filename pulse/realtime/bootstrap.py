@@ -7,6 +7,8 @@ import psycopg2
 # Relations the loop reads or writes every tick; if one is missing, the project is built.
 REQUIRED = (
     ("reference", "belong_wle_lookup_international"),
+    # the newest seed: a warehouse built by an older version is seeded and built again
+    ("reference", "learned_escs_imputation_params"),
     ("intermediate", "int_student_indices"),
     ("marts", "country_index_state"),
     ("marts", "submission_minute_state"),
