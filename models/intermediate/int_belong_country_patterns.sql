@@ -1,4 +1,4 @@
-{{ config(materialized='table') }}
+{{ config(materialized='table', post_hook="{{ analyze_lookup_table() }}") }}
 
 -- A country's own BELONG value per response pattern, fixed for the cycle (seed
 -- learned_belong_country_patterns, learned by `pulse params learn` from rows carrying the

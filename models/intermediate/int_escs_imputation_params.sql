@@ -1,4 +1,4 @@
-{{ config(materialized='table') }}
+{{ config(materialized='table', post_hook="{{ analyze_lookup_table() }}") }}
 
 -- ESCS imputation regressions, fixed for the cycle (seed learned_escs_imputation_params,
 -- learned by `pulse params learn`, see int_learned_escs_imputation_params). Fixed rather

@@ -1,4 +1,4 @@
-{{ config(materialized='table') }}
+{{ config(materialized='table', post_hook="{{ analyze_lookup_table() }}") }}
 
 -- ISCO-08 code → ISEI as PISA 2018 used it: the observed 2018 map first, then codes
 -- learned from rows carrying official BMMJ1/BFMJ2, fixed for the cycle (seed

@@ -1,4 +1,4 @@
-{{ config(materialized='table') }}
+{{ config(materialized='table', post_hook="{{ analyze_lookup_table() }}") }}
 
 -- PARED years per country and HISCED level: the observed seed (FRA, ITA, MEX) first,
 -- then one value per country and level learned from rows carrying official PARED, fixed

@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key='cnt',
         indexes=[{'columns': ['cnt'], 'unique': true}],
+        post_hook="{{ analyze_lookup_table() }}",
     )
 }}
 -- Incremental, and every run recomputes every row: a table rebuild would drop (cascade) the
