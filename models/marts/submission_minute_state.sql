@@ -26,7 +26,10 @@
 
 with
 
-students as (
+-- Read three times (the new mark, the two branches of changed_students): NOT MATERIALIZED
+-- keeps each read on the table's indexes. Materialised, every dbt tick copied the whole
+-- table (0.1 s at 200,000 rows, growing with it).
+students as not materialized (
     select * from {{ ref('int_student_indices') }}
 ),
 
