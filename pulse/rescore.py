@@ -31,6 +31,7 @@ from pulse.realtime.advance import DROP_TOMBSTONED_SQL, TABLE, VIEW, columns_of
 INDICES_LOCK = "select pg_advisory_xact_lock(hashtext('pulse.int_student_indices'))"
 # The lock the state model's pre-hook takes (macro country_state_lock in macros/realtime.sql).
 STATE_LOCK = "select pg_advisory_xact_lock(hashtext('pulse.country_index_state'))"
+# Same DDL as the on-run-start hook (macros/homepos.sql), so a rescore works before dbt ran.
 QUEUE_DDL = """
 create schema if not exists calibration;
 create table if not exists calibration.rescored_countries (
@@ -43,7 +44,6 @@ create table if not exists calibration.rescored_countries (
 def rescore_country(conn, cnt: str) -> int:
     """Score every computed row of `cnt` again and queue its state; returns the rows rescored."""
     with conn, conn.cursor() as cur:
-        cur.execute(QUEUE_DDL)
         table, view = columns_of(cur, TABLE), columns_of(cur, VIEW)
         if not table or not view:
             return 0  # dbt has not built the model yet: nothing was scored
@@ -69,6 +69,8 @@ def rescore_countries(warehouse_url: str, countries: list[str], progress=print) 
     done = {}
     conn = psycopg2.connect(warehouse_url, application_name="pulse-rescore")
     try:
+        with conn, conn.cursor() as cur:
+            cur.execute(QUEUE_DDL)
         for cnt in countries:
             started = time.perf_counter()
             done[cnt] = rescore_country(conn, cnt)
