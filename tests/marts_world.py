@@ -82,13 +82,16 @@ class MartsWorld:
         finally:
             conn.close()
 
-    def insert(self, rows: list[dict], drop_official: tuple[str, ...] = ()) -> None:
+    def insert(
+        self, rows: list[dict], drop_official: tuple[str, ...] = (), verbatim: bool = False
+    ) -> None:
         """Insert real rows (with `_id`) as the loader would, then spread their created_at.
 
-        `drop_official` names official index columns stored as 'NA' (raw_fixture)."""
+        `drop_official` names official index columns stored as 'NA'; with `verbatim` the
+        values are stored as given (raw_fixture.insert_pool_rows)."""
         before = self.query("select coalesce(max(_load_seq), 0) as m from raw.responses")[0]["m"]
         conn = self.connect()
-        insert_pool_rows(conn, rows, drop_official=drop_official)
+        insert_pool_rows(conn, rows, drop_official=drop_official, verbatim=verbatim)
         conn.close()
         self.execute(
             """

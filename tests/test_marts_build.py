@@ -117,6 +117,9 @@ def test_reconciliation_matches_a_direct_comparison(built):
         assert r["mean_abs_diff"] == pytest.approx(sum(diffs) / len(diffs), abs=1e-9)
         within = sum(d <= r["tolerance"] + 1e-9 for d in diffs) / len(diffs)
         assert r["share_within_tolerance"] == pytest.approx(within, abs=1e-9)
+        assert r["n_disagree"] == sum(d > r["tolerance"] + 1e-9 for d in diffs)
+        rule = "computed when valid" if x == "tmins" else "official when present"
+        assert r["served_rule"] == rule
 
 
 def test_freshness_reports_every_source_and_overall(built):

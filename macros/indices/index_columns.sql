@@ -1,9 +1,51 @@
+{#-
+    Which value of index `x` is served, the official one the row carries or the one rebuilt
+    from its answers (docs/domains.md, "Official vs computed"). For the indices rebuilt
+    exactly from the answers a valid computed value is the better witness of a corrupted
+    official cell, so it wins; for the others (scaled indices whose parameters are only
+    approximated here) the official value wins when present. Both values have passed their
+    domain checks in staging already. Returns the SQL condition under which the computed
+    value wins, or none when the official value always wins.
+-#}
+{% macro index_computed_wins(x, a) -%}
+    {%- set exact_isei = "('observed', 'learned')" -%}
+    {%- if x in ['tmins', 'lmins', 'mmins', 'smins', 'durecec', 'paredint', 'pared'] -%}
+        {{ return(a ~ '.' ~ x ~ '_computed is not null') }}
+    {%- elif x in ['bmmj1', 'bfmj2'] -%}
+        {{ return(a ~ '.' ~ x ~ '_rule in ' ~ exact_isei) }}
+    {%- elif x == 'hisei' -%}
+        {#- each parent settled: an exact ISEI, or neither an ISCO code nor an official value -#}
+        {{ return(
+            a ~ '.hisei_computed is not null'
+            ~ ' and (' ~ a ~ '.bmmj1_rule in ' ~ exact_isei
+            ~ ' or (' ~ a ~ '.isco_mother is null and ' ~ a ~ '.bmmj1_official is null))'
+            ~ ' and (' ~ a ~ '.bfmj2_rule in ' ~ exact_isei
+            ~ ' or (' ~ a ~ '.isco_father is null and ' ~ a ~ '.bfmj2_official is null))'
+        ) }}
+    {%- endif -%}
+    {{ return(none) }}
+{%- endmacro %}
+
+{#- The served value of index `x` (see index_computed_wins). -#}
+{% macro index_served(x, a) -%}
+    {%- set wins = index_computed_wins(x, a) -%}
+    {%- if wins -%}
+        case when {{ wins }} then {{ a }}.{{ x }}_computed else coalesce({{ a }}.{{ x }}_official, {{ a }}.{{ x }}_computed) end
+    {%- else -%}
+        coalesce({{ a }}.{{ x }}_official, {{ a }}.{{ x }}_computed)
+    {%- endif -%}
+{%- endmacro %}
+
 {#- The four contract columns of index `x`, from `x_computed` and `x_official` of relation `alias`. -#}
 {% macro index_columns(x, alias) -%}
+    {%- set wins = index_computed_wins(x, alias) -%}
         {{ alias }}.{{ x }}_computed,
         {{ alias }}.{{ x }}_official,
-        coalesce({{ alias }}.{{ x }}_official, {{ alias }}.{{ x }}_computed) as {{ x }},
+        {{ index_served(x, alias) }} as {{ x }},
         case
+        {%- if wins %}
+            when {{ wins }} then 'computed'
+        {%- endif %}
             when {{ alias }}.{{ x }}_official is not null then 'official'
             when {{ alias }}.{{ x }}_computed is not null then 'computed'
         end as {{ x }}_source

@@ -36,6 +36,17 @@
     {{ return(items) }}
 {% endmacro %}
 
+{#-
+    The one spelling of a number a raw cell may use (docs/domains.md, "Spellings"): an optional
+    sign, ASCII digits, an optional decimal point; at most 15 digits before the point and 15
+    after. Everything else is `malformed`, never cast: NaN, Infinity, 1e5, 3,5, 1 234, 1,234,
+    full-width or other Unicode digits, and digit strings too long for any PISA value (a long
+    enough one would make PostgreSQL's numeric cast raise).
+-#}
+{% macro pisa_number_pattern() -%}
+    '^[+-]?([0-9]{1,15}([.][0-9]{0,15})?|[.][0-9]{1,15})$'
+{%- endmacro %}
+
 {%- macro _pisa_sql_list(values, quoted) -%}
     {%- for v in values -%}{{ "'" ~ v ~ "'" if quoted else v }}{{ ", " if not loop.last }}{%- endfor -%}
 {%- endmacro -%}
@@ -63,7 +74,7 @@
         {%- endif %}
     {%- else %}
         {%- set n = "(" ~ v ~ ")::numeric" %}
-        when {{ v }} !~ '^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)$' then 'malformed'
+        when {{ v }} !~ {{ pisa_number_pattern() }} then 'malformed'
         {%- if missing %}
         when {{ n }} in ({{ _pisa_sql_list(missing, false) }}) then 'missing_code'
         {%- endif %}
@@ -84,7 +95,8 @@
 {#- A text code as stored: numeric codes of coded items left-padded to the field width ('110.0' → '0110'). -#}
 {% macro pisa_text_code(v, item) -%}
     {%- if item[5] -%}
-        (case when {{ v }} ~ '^[0-9]+([.]0*)?$' then lpad(regexp_replace({{ v }}, '[.]0*$', ''), {{ item[2] }}, '0') else upper({{ v }}) end)
+        {#- at most the field's width: lpad would cut a longer code ('12345' → '1234') -#}
+        (case when {{ v }} ~ '^[0-9]{1,{{ item[2] }}}([.]0*)?$' then lpad(regexp_replace({{ v }}, '[.]0*$', ''), {{ item[2] }}, '0') else upper({{ v }}) end)
     {%- else -%}
         {{ v }}
     {%- endif -%}
@@ -111,7 +123,7 @@
     {%- elif item[1] == 'text' -%}
         case when upper({{ v }}) <> 'NA' then {{ pisa_text_code(v, item) }} end
     {%- else -%}
-        case when {{ v }} ~ '^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)$' then ({{ v }})::numeric end
+        case when {{ v }} ~ {{ pisa_number_pattern() }} then ({{ v }})::numeric end
     {%- endif -%}
 {%- endmacro %}
 

@@ -184,15 +184,15 @@ with_official as (
 
 ),
 
--- ESCS from the components (official when present, else computed); with exactly one
+-- ESCS from the components as served (index_served); with exactly one
 -- missing it is imputed from the other two by the country's regression.
 escs_inputs as (
 
     select
         w.*,
-        coalesce(w.hisei_official, w.hisei_computed) as escs_hisei,
-        coalesce(w.paredint_official, w.paredint_computed) as escs_paredint,
-        coalesce(w.homepos_official, w.homepos_computed) as escs_homepos
+        {{ index_served('hisei', 'w') }} as escs_hisei,
+        {{ index_served('paredint', 'w') }} as escs_paredint,
+        {{ index_served('homepos', 'w') }} as escs_homepos
 
     from with_official as w
 

@@ -1,7 +1,9 @@
 {#-
     Computed vs official, per index and country (and 'ALL'): over students whose row carries
     the OECD's value and for whom the pipeline computed one. Tolerances: exact indices 1e-4
-    (float noise), BELONG 0.002, HOMEPOS and ESCS 0.01 (docs/indices.md).
+    (float noise), BELONG 0.002, HOMEPOS and ESCS 0.01 (docs/indices.md). `n_disagree` counts
+    the rows beyond the tolerance; `served_rule` says which of the two values is served
+    (index_computed_wins, docs/domains.md).
 -#}
 {{ config(materialized='table', tags=['slow']) }}
 {%- set tolerances = {
@@ -25,6 +27,7 @@ pairs as (
             students.cnt,
             '{{ x }}' as index_name,
             {{ tolerance }}::double precision as tolerance,
+            '{{ "computed when valid" if index_computed_wins(x, "students") else "official when present" }}' as served_rule,
             students.{{ x }}_official as official,
             students.{{ x }}_computed as computed
         from students
@@ -41,11 +44,15 @@ final as (
         pairs.index_name,
         coalesce(pairs.cnt, 'ALL') as country,
         max(pairs.tolerance) as tolerance,
+        max(pairs.served_rule) as served_rule,
         count(pairs.official) as n_official,
         count(pairs.computed) as n_computed,
         count(*) filter (where pairs.official is not null and pairs.computed is not null) as n_compared,
         count(*) filter (where pairs.official is not null and pairs.computed is null) as n_official_only,
         count(*) filter (where pairs.official is null and pairs.computed is not null) as n_computed_only,
+        count(*) filter (
+            where abs(pairs.computed - pairs.official) > pairs.tolerance + 1e-9
+        ) as n_disagree,
         avg(abs(pairs.computed - pairs.official))::double precision as mean_abs_diff,
         max(abs(pairs.computed - pairs.official))::double precision as max_abs_diff,
         avg(
