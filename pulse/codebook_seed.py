@@ -83,6 +83,8 @@ RANGE_OVERRIDES = {
     "ST016Q01NA": (0, 10, "life satisfaction on a 0-10 scale"),
     "STUBMI": (10, 80, "body-mass index; observed 11.7-61.7"),
 }
+
+
 def _number(text: str) -> bool:
     return re.fullmatch(r"-?\d+(\.\d+)?", text) is not None
 

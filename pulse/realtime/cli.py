@@ -124,7 +124,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 0
         jobs = [] if args.no_jobs else _jobs(args, home)
         if jobs:
-            scheduler = JobScheduler(jobs, events, log_dir, env=dbt_environ(settings.warehouse_url))
+            scheduler = JobScheduler(
+                jobs,
+                events,
+                log_dir,
+                env=dbt_environ(settings.warehouse_url),
+                warehouse_url=settings.warehouse_url,
+            )
             scheduler.start()
         loop.run(max_seconds=args.max_seconds)
     finally:
@@ -149,6 +155,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     from pulse.realtime.check import check
 
     settings = config.load()
+    if args.independent:
+        from pulse.realtime.independent import cmd_check_independent
+
+        return cmd_check_independent(args, settings)
     url = args.url
     if url is None and not args.sqlite:
         url = config.read_state().get("datasette_url")
@@ -200,4 +210,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sqlite", help="compare the published SQLite file instead of HTTP")
     p.add_argument("--wait", type=float, default=30, help="seconds to wait for the count to match")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--independent",
+        action="store_true",
+        help="compare with a recomputation in Python from the application DBs (no dbt, no SQL)",
+    )
     p.set_defaults(func=cmd_check)

@@ -7,6 +7,7 @@ dbt keeps process-global state and the loop's own dbt runner lives in this proce
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pulse.realtime import priority
 from pulse.realtime.events import EventLog
 
 
@@ -35,11 +37,27 @@ def pulse_argv(*args: str) -> list[str]:
 
 
 class JobScheduler:
-    def __init__(self, jobs: list[Job], events: EventLog, log_dir: Path, env: dict | None = None):
+    def __init__(
+        self,
+        jobs: list[Job],
+        events: EventLog,
+        log_dir: Path,
+        env: dict | None = None,
+        warehouse_url: str | None = None,
+    ):
         self.jobs = jobs
         self.events = events
         self.log_dir = log_dir
         self.env = env
+        # Jobs run at the lowest CPU and I/O priority, and so do their database sessions
+        # when the warehouse is given (pulse/realtime/priority.py).
+        self._backends = (
+            priority.BackendWatcher(
+                warehouse_url, lambda m: self.events.emit("job_priority", message=m)
+            )
+            if warehouse_url
+            else None
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._current: subprocess.Popen | None = None
@@ -51,6 +69,8 @@ class JobScheduler:
             job.next_at = now + job.first_after
         self._thread = threading.Thread(target=self._run, name="realtime-jobs", daemon=True)
         self._thread.start()
+        if self._backends is not None:
+            self._backends.start()
 
     def _run(self) -> None:
         # One job at a time: the machine is small and the loop must keep its share of it.
@@ -70,9 +90,11 @@ class JobScheduler:
         self.events.emit("job_start", job=job.name, argv=job.argv)
         with open(self.log_dir / f"job-{job.name}.log", "ab") as out:
             try:
+                env = priority.job_env(job.name, self.env or dict(os.environ))
                 self._current = subprocess.Popen(
-                    job.argv, stdout=out, stderr=subprocess.STDOUT, env=self.env
+                    job.argv, stdout=out, stderr=subprocess.STDOUT, env=env
                 )
+                priority.lower(self._current.pid)  # before it starts its own children
                 code = self._current.wait()
             except OSError as exc:
                 code = -1
@@ -100,3 +122,5 @@ class JobScheduler:
                 proc.kill()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._backends is not None:
+            self._backends.stop()
