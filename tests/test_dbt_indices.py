@@ -84,15 +84,14 @@ def test_exact_indices_match_official_values_and_missingness(world, indices, ind
 def _computed_wins(r: dict, index: str) -> bool:
     """docs/domains.md, "Official vs computed", written out again."""
     exact = ("observed", "learned")
-    if index in ("tmins", "pared", "paredint", "durecec"):
+    if index in ("tmins", "durecec"):
         return r[f"{index}_computed"] is not None
+    if index in ("pared", "paredint"):
+        suffix = "_d" if index == "paredint" else ""
+        parents = (r[f"misced{suffix}_computed"], r[f"fisced{suffix}_computed"])
+        return r[f"{index}_computed"] is not None and None not in parents
     if index == "hisei":
-
-        def settled(parent: str) -> bool:
-            rule = r[f"{parent}_rule"]
-            return rule in exact or (rule is None and r[f"{parent}_official"] is None)
-
-        return r["hisei_computed"] is not None and settled("bmmj1") and settled("bfmj2")
+        return r["bmmj1_rule"] in exact and r["bfmj2_rule"] in exact
     return False
 
 

@@ -1,26 +1,31 @@
 {#-
     Which value of index `x` is served, the official one the row carries or the one rebuilt
     from its answers (docs/domains.md, "Official vs computed"). For the indices rebuilt
-    exactly from the answers a valid computed value is the better witness of a corrupted
-    official cell, so it wins; for the others (scaled indices whose parameters are only
+    exactly from the answers, a valid value computed from complete answers is the better
+    witness of a corrupted official cell, so it wins; for the others (scaled indices whose parameters are only
     approximated here) the official value wins when present. Both values have passed their
     domain checks in staging already. Returns the SQL condition under which the computed
     value wins, or none when the official value always wins.
 -#}
 {% macro index_computed_wins(x, a) -%}
     {%- set exact_isei = "('observed', 'learned')" -%}
-    {%- if x in ['tmins', 'lmins', 'mmins', 'smins', 'durecec', 'paredint', 'pared'] -%}
+    {%- if x in ['tmins', 'lmins', 'mmins', 'smins', 'durecec'] -%}
+        {#- computed only from complete answers (both factors), else NULL -#}
         {{ return(a ~ '.' ~ x ~ '_computed is not null') }}
+    {%- elif x in ['paredint', 'pared'] -%}
+        {#- from both parents' answers: one parent's alone may understate the highest level -#}
+        {%- set suffix = '_d' if x == 'paredint' else '' -%}
+        {{ return(
+            a ~ '.' ~ x ~ '_computed is not null'
+            ~ ' and ' ~ a ~ '.misced' ~ suffix ~ '_computed is not null'
+            ~ ' and ' ~ a ~ '.fisced' ~ suffix ~ '_computed is not null'
+        ) }}
     {%- elif x in ['bmmj1', 'bfmj2'] -%}
         {{ return(a ~ '.' ~ x ~ '_rule in ' ~ exact_isei) }}
     {%- elif x == 'hisei' -%}
-        {#- each parent settled: an exact ISEI, or neither an ISCO code nor an official value -#}
+        {#- both parents' codes in the PISA 2018 map -#}
         {{ return(
-            a ~ '.hisei_computed is not null'
-            ~ ' and (' ~ a ~ '.bmmj1_rule in ' ~ exact_isei
-            ~ ' or (' ~ a ~ '.isco_mother is null and ' ~ a ~ '.bmmj1_official is null))'
-            ~ ' and (' ~ a ~ '.bfmj2_rule in ' ~ exact_isei
-            ~ ' or (' ~ a ~ '.isco_father is null and ' ~ a ~ '.bfmj2_official is null))'
+            a ~ '.bmmj1_rule in ' ~ exact_isei ~ ' and ' ~ a ~ '.bfmj2_rule in ' ~ exact_isei
         ) }}
     {%- endif -%}
     {{ return(none) }}

@@ -117,13 +117,24 @@ def _recreate_database(url: str) -> None:
     admin.close()
 
 
-def _drop_database(url: str) -> None:
+def _drop_database(url: str, attempts: int = 10) -> None:
+    """Drop the scratch database, retrying while the server restarts (a crashed backend
+    makes PostgreSQL reset every session; seen once under heavy load in the fault tests)."""
     u = urlparse(url)
-    admin = psycopg2.connect(u._replace(path="/postgres").geturl())
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'drop database if exists "{u.path.lstrip("/")}" with (force)')
-    admin.close()
+    for attempt in range(attempts):
+        try:
+            admin = psycopg2.connect(u._replace(path="/postgres").geturl())
+            try:
+                admin.autocommit = True
+                with admin.cursor() as cur:
+                    cur.execute(f'drop database if exists "{u.path.lstrip("/")}" with (force)')
+                return
+            finally:
+                admin.close()
+        except psycopg2.OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(3)
 
 
 def recompute(settings, work_dir: Path, expected_rows: int, keep: bool = False) -> Path:

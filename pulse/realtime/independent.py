@@ -81,7 +81,9 @@ INDICES = (
     "misced", "fisced", "hisced", "misced_d", "fisced_d", "hisced_d",
     "paredint", "pared", "bmmj1", "bfmj2", "hisei", "homepos", "belong", "escs",
 )  # fmt: skip
-COMPUTED_WINS = {"tmins", "lmins", "mmins", "smins", "durecec", "paredint", "pared"}
+COMPUTED_WINS = {"tmins", "lmins", "mmins", "smins", "durecec"}
+# PAREDINT and PARED: computed wins only from both parents' levels (docs/domains.md).
+BOTH_PARENTS = {"paredint": ("misced_d", "fisced_d"), "pared": ("misced", "fisced")}
 EXACT_ISEI = {"observed", "learned"}
 MEAN_INDICES = ("tmins", "durecec", "belong", "escs")
 
@@ -385,10 +387,10 @@ def indices(cnt: str, a: dict, official: dict, params: Params, homepos_of) -> di
             wins = c[x] is not None
         elif x in ("bmmj1", "bfmj2"):
             wins = (rule_m if x == "bmmj1" else rule_f) in EXACT_ISEI
+        elif x in BOTH_PARENTS:
+            wins = c[x] is not None and all(c[p] is not None for p in BOTH_PARENTS[x])
         elif x == "hisei":
-            settled_m = rule_m in EXACT_ISEI or (isco["m"] is None and official["bmmj1"] is None)
-            settled_f = rule_f in EXACT_ISEI or (isco["f"] is None and official["bfmj2"] is None)
-            wins = c[x] is not None and settled_m and settled_f
+            wins = rule_m in EXACT_ISEI and rule_f in EXACT_ISEI
         else:
             wins = False
         served[x] = c[x] if wins else (off if off is not None else c[x])
