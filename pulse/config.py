@@ -7,6 +7,11 @@ state file that `pulse up` / `pulse db start` writes for the local cluster.
   PULSE_WAREHOUSE_URL         postgresql://… of the warehouse database
   PULSE_SOURCE_URL_TEMPLATE   postgresql://…/{country}: one application database per country
   PULSE_SOURCES               comma-separated lower-case country codes (default: discover)
+  PULSE_SOURCES_EXTERNAL      1: the sources are someone else's databases (production), read
+                              only: `pulse up` runs no simulator and creates nothing on their
+                              server, `pulse sim …` refuses. 0: the demo's own sources. Unset:
+                              external unless the source template's host is this machine's
+                              loopback (127.x, ::1, localhost), which is where the demo's are.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -52,6 +58,8 @@ class Settings:
     warehouse_url: str
     source_url_template: str
     sources: list[str] | None = field(default=None)
+    # PULSE_SOURCES_EXTERNAL as given (None: unset, decided from the template's host)
+    external_sources: bool | None = field(default=None)
 
     def source_url(self, country: str) -> str:
         return self.source_url_template.format(country=country.lower())
@@ -64,6 +72,50 @@ class Settings:
     def admin_url(self) -> str:
         """The maintenance database on the source server (to create/drop country databases)."""
         return urlparse(self.source_url("x"))._replace(path="/postgres").geturl()
+
+    @property
+    def sources_external(self) -> bool:
+        """True when the sources are production databases: read them, never write them."""
+        if self.external_sources is not None:
+            return self.external_sources
+        return not _is_loopback(urlparse(self.source_url("x")).hostname)
+
+
+def _is_loopback(host: str | None) -> bool:
+    """A TCP host on this machine's loopback. No host (a Unix socket) is not: the demo's
+    cluster is always reached over 127.0.0.1, a server's own databases often by socket."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def redact(url: str) -> str:
+    """A URL fit for a terminal or a journal: its password replaced by ***."""
+    u = urlparse(url)
+    if not u.password:
+        return url
+    netloc = u.netloc.replace(f":{u.password}@", ":***@", 1)
+    return u._replace(netloc=netloc).geturl()
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _flag(name: str) -> bool | None:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return None
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise NotConfigured(f"{name}={raw!r}: expected 1/0 (true/false, yes/no)")
 
 
 class NotConfigured(RuntimeError):
@@ -87,6 +139,7 @@ def load() -> Settings:
         warehouse_url=warehouse,
         source_url_template=template,
         sources=[s.strip().lower() for s in sources.split(",") if s.strip()] if sources else None,
+        external_sources=_flag("PULSE_SOURCES_EXTERNAL"),
     )
 
 

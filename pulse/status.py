@@ -1,10 +1,15 @@
-"""What `pulse status` reports: every URL, DSN, folder and process id a user or test needs."""
+"""What `pulse status` reports: every URL, DSN, folder and process id a user or test needs.
+
+Also what the supervisor of `pulse up` reports in `$PULSE_HOME/supervisor.json`: each
+service's state, pid and restart count (`restarts`, and `supervisor.services`).
+"""
 
 from __future__ import annotations
 
 import os
 
 from pulse import config
+from pulse.supervisor import read_report
 
 
 def _alive(pid: int | None) -> bool:
@@ -17,6 +22,12 @@ def _alive(pid: int | None) -> bool:
         return False
 
 
+def _ended(report: dict) -> str:
+    """The state of a supervisor that is no longer running."""
+    state = report.get("state")
+    return state if state in ("stopped", "gave up") else "died"
+
+
 def collect() -> dict:
     state = config.read_state()
     info: dict = {"data_folder": str(config.home())}
@@ -24,9 +35,11 @@ def collect() -> dict:
         settings = config.load()
         info["warehouse_dsn"] = settings.warehouse_url
         info["source_dsn_template"] = settings.source_url_template
+        info["sources_external"] = settings.sources_external
     except config.NotConfigured as exc:
         info["warehouse_dsn"] = None
         info["source_dsn_template"] = None
+        info["sources_external"] = None
         info["error"] = str(exc)
     base = state.get("datasette_url")
     info["datasette_url"] = base
@@ -43,6 +56,25 @@ def collect() -> dict:
             )
         }
     pids = dict(state.get("pids") or {})
+    # The supervisor's own report (pulse/supervisor.py) is newer than state.json's pids: a
+    # restarted child has a new pid. Kept after a stop, so the last run's restarts stay visible.
+    report = read_report()
+    if report:
+        supervisor_pid = report.get("supervisor_pid")
+        running = _alive(supervisor_pid) and report.get("state") in ("starting", "running")
+        children = report.get("services") or {}
+        info["supervisor"] = {
+            "pid": supervisor_pid if _alive(supervisor_pid) else None,
+            "state": report.get("state") if _alive(supervisor_pid) else _ended(report),
+            "gave_up": report.get("gave_up"),
+            "updated_at": report.get("updated_at"),
+            "restarts_total": report.get("restarts_total", 0),
+            "services": children,
+        }
+        info["restarts"] = {name: child.get("restarts", 0) for name, child in children.items()}
+        if running:
+            pids.update({name: child.get("pid") for name, child in children.items()})
+            pids["supervisor"] = supervisor_pid
     pg_pid = None
     pid_file = os.path.join(state.get("pg_data", ""), "postmaster.pid")
     if os.path.exists(pid_file):

@@ -4,6 +4,10 @@ A running `pulse sim stream` is steered through the control database
 (`pulse/sim/control.py`): `rate`, `pause` and `resume` write its `control` row,
 which the stream polls twice a second; `status` reads what the stream reports
 every second plus the row count of each database. `empty` truncates directly.
+
+Every `pulse sim` command refuses to run (exit 2) when the configured sources are external
+(production) databases (`Settings.sources_external`, PULSE_SOURCES_EXTERNAL): the simulator
+creates, fills and empties databases, and even `status` creates its control database.
 """
 
 from __future__ import annotations
@@ -16,6 +20,32 @@ import threading
 import time
 
 from pulse import config
+
+REFUSED = 2
+
+
+def _refuse_external(func):
+    """Wrap a `pulse sim` command: refuse when the sources are someone else's databases."""
+
+    def run(args) -> int:
+        try:
+            settings = config.load()
+        except config.NotConfigured:
+            return func(args)  # the command reports that itself
+        if settings.sources_external:
+            print(
+                "pulse sim: refused: the configured sources "
+                f"({config.redact(settings.source_url_template)}) "
+                "are external, production databases, which the simulator must never create, "
+                "write to or empty. It runs only against the demo's own PostgreSQL (`make run` "
+                "without PULSE_SOURCE_URL_TEMPLATE). If these really are disposable test "
+                "databases, set PULSE_SOURCES_EXTERNAL=0.",
+                file=sys.stderr,
+            )
+            return REFUSED
+        return func(args)
+
+    return run
 
 
 def _countries(args) -> list[str] | None:
@@ -257,3 +287,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--countries", help="comma list of country codes (default: all 82)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
+
+    for p in cmds.choices.values():
+        p.set_defaults(func=_refuse_external(p.get_default("func")))
