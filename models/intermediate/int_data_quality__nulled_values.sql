@@ -1,11 +1,10 @@
-{#- Built by `pulse run`'s slow job (tag slow) as well as by `dbt build`: without the tag the
-    shipped loop never refreshed it and the data-quality mart stayed empty. -#}
+{#- Refreshed by `pulse run`'s slow build job (pulse/realtime/cli.py names it): the shipped
+    loop never refreshed it and the data-quality mart stayed empty. -#}
 {{
     config(
         materialized='incremental',
         unique_key=['cnt', 'column_name', 'reason'],
         incremental_strategy='delete+insert',
-        tags=['slow'],
     )
 }}
 
