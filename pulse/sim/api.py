@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pulse.sim import control, rows, schema
 from pulse.sim import countries as cnts
 from pulse.sim.control import IdAllocator, connect
+from pulse.sim.history import History
 from pulse.sim.messiness import Messifier
 from pulse.sim.stream import Stream
 
@@ -109,11 +110,18 @@ def backfill(
     even: bool = False,
     progress: Callable[[int, int], None] | None = None,
     workers: int = 2,
+    hours: float | None = None,
+    history: History | None = None,
 ) -> int:
     """COPY n submissions, spread over countries by sample size; returns the rows inserted.
 
     Two workers by default: one builds COPY text while the server parses the other's.
+    `hours=N` backdates `created_at` over the N hours before now with each country's
+    daily rhythm (pulse/sim/history.py); `history` gives that window explicitly. Without
+    either, every row is created now.
     """
+    if history is None and hours is not None:
+        history = History(hours)
     codes = cnts.resolve(countries, settings)
     plan = {c: k for c, k in cnts.split(n, codes, even).items() if k}
     ids = IdAllocator(settings, _rng(seed))
@@ -129,8 +137,9 @@ def backfill(
             while left:
                 k = min(left, BACKFILL_CHUNK)
                 batch = rows.copy_text(country, ids.take(k), rng, messifier)
+                times = history.draw(country, k, rng) if history else None
                 with conn, conn.cursor() as cur:
-                    rows.copy_rows(cur, batch)
+                    rows.copy_rows(cur, batch, times)
                 left -= k
                 done += k  # += on an int is atomic enough under the GIL for a progress figure
                 if progress:

@@ -77,23 +77,32 @@ def cmd_backfill(args) -> int:
     countries = _countries(args)
     api.setup_databases(settings, countries)
     t0 = time.monotonic()
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm  # rows/s and ETA on stderr
+
+        bar = tqdm(total=args.n, unit="rows", unit_scale=True, file=sys.stderr, mininterval=0.5)
 
     def progress(done: int, total: int) -> None:
-        print(f"\r{done}/{total} rows", end="", file=sys.stderr, flush=True)
+        bar.update(done - bar.n)
 
-    n = api.backfill(
-        settings,
-        args.n,
-        countries=countries,
-        seed=args.seed,
-        messiness=args.messiness,
-        even=args.even,
-        progress=None if args.quiet else progress,
-    )
+    try:
+        n = api.backfill(
+            settings,
+            args.n,
+            countries=countries,
+            seed=args.seed,
+            messiness=args.messiness,
+            even=args.even,
+            progress=progress if bar else None,
+            hours=args.hours,
+        )
+    finally:
+        if bar:
+            bar.close()
     dt = time.monotonic() - t0
-    if not args.quiet:
-        print(file=sys.stderr)
-    print(f"{n} rows in {dt:.1f} s ({n / dt if dt else 0:.0f} rows/s)")
+    spread = f", created_at spread over the past {args.hours:g} h" if args.hours else ""
+    print(f"{n} rows in {dt:.1f} s ({n / dt if dt else 0:.0f} rows/s){spread}")
     return 0
 
 
@@ -258,7 +267,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = cmds.add_parser("backfill", help="COPY N submissions at once")
     p.add_argument("n", type=int)
     _add_generation_args(p, seed_default=0)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument(
+        "--hours",
+        type=float,
+        default=None,
+        help="spread created_at over the past N hours, busier in each country's school hours",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_backfill)
 
     p = cmds.add_parser("stream", help="stream submissions until SIGINT/SIGTERM")

@@ -8,19 +8,29 @@ carry every column in table order, and `created_at` is the transaction's own `no
 
 from __future__ import annotations
 
+import bisect
 import io
 import random
 
-from pulse.sim import messiness, pool
+from pulse.sim import messiness, pool, world
 from pulse.sim.messiness import Messifier
 
 COPY_STATEMENT = "copy public.responses from stdin"
 
 
 def submission(country: str, rng: random.Random, messifier: Messifier) -> list[str]:
-    """One submission's answer cells (COPY-escaped), drawn at random from the country's pool."""
+    """One submission's answer cells (COPY-escaped), drawn from the country's pool.
+
+    Drawn with the country's tilted weights (pulse/sim/world.py) when it has published
+    means, else uniformly.
+    """
     candidates = pool.country_rows(country)
-    row = list(candidates[rng.randrange(len(candidates))])
+    cum = world.cum_weights(country)
+    if cum is None:
+        index = rng.randrange(len(candidates))
+    else:  # bisect on the cumulative weights: what random.choices does, without its list
+        index = min(bisect.bisect(cum, rng.random() * cum[-1]), len(candidates) - 1)
+    row = list(candidates[index])
     for i, value in pool.overrides(country, row):
         row[i] = value
     return messifier.apply(row)
@@ -31,6 +41,8 @@ def warm_up() -> None:
     pool.escaped_rows()
     pool._everything()
     messiness.columns()
+    for country in world.published_means():
+        world.cum_weights(country)
 
 
 def copy_text(
@@ -40,9 +52,19 @@ def copy_text(
     return [(row_id, "\t".join(submission(country, rng, messifier))) for row_id in ids]
 
 
-def copy_rows(cur, batch: list[tuple[int, str]]) -> None:
-    """COPY a batch in the current transaction, created_at = the transaction's now()."""
-    cur.execute("select now()::text")
-    (now,) = cur.fetchone()
-    text = "".join(f"{row_id}\t{now}\t{cells}\n" for row_id, cells in batch)
+def copy_rows(cur, batch: list[tuple[int, str]], created_at: list[str] | None = None) -> None:
+    """COPY a batch in the current transaction, created_at = the transaction's now().
+
+    `created_at` (one timestamptz text per row) backdates the rows instead (a backfill's
+    history, pulse/sim/history.py).
+    """
+    if created_at is None:
+        cur.execute("select now()::text")
+        (now,) = cur.fetchone()
+        text = "".join(f"{row_id}\t{now}\t{cells}\n" for row_id, cells in batch)
+    else:
+        text = "".join(
+            f"{row_id}\t{at}\t{cells}\n"
+            for (row_id, cells), at in zip(batch, created_at, strict=True)
+        )
     cur.copy_expert(COPY_STATEMENT, io.StringIO(text))
