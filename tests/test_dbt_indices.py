@@ -245,3 +245,28 @@ def test_tombstones_remove_rows_on_the_next_incremental_run(world):
         (LEARN_OFFSET + 1,),
     )
     assert left[0]["n"] == 0
+
+
+def test_isei_map_fallbacks_match_independent(world):
+    """int_isei_map's calibrated fallback (SQL) equals independent.isei_fallbacks (Python) on
+    the same exact codes; every Ganzeboom code gets a value."""
+    from decimal import Decimal
+
+    from pulse.realtime import independent
+
+    rows = world.query("select isco08, isei, isei_rule from intermediate.int_isei_map")
+    exact = {
+        r["isco08"]: (Decimal(r["isei"]), r["isei_rule"])
+        for r in rows
+        if r["isei_rule"] in ("observed", "learned")
+    }
+    ganzeboom = independent.load_params(None).ganzeboom
+    expected = independent.isei_fallbacks(exact, ganzeboom)
+    served = {
+        r["isco08"]: (Decimal(r["isei"]), r["isei_rule"])
+        for r in rows
+        if r["isei_rule"] not in ("observed", "learned")
+    }
+    assert set(served) == set(expected) and len(served) > 100
+    wrong = {c: (served[c], expected[c]) for c in served if served[c] != expected[c]}
+    assert not wrong

@@ -107,7 +107,8 @@ base as (
         {{ parent_isced('a', 'st007q01ta', 'st008q01ta', 'st008q02ta', 'st008q03ta', 'st008q04ta') }} as fisced_computed,
         {{ parent_isced('a', 'st005q01ta', 'st006q01ta', 'st006q02ta', 'st006q03ta', 'st006q04ta', restricted=true) }} as misced_d_computed,
         {{ parent_isced('a', 'st007q01ta', 'st008q01ta', 'st008q02ta', 'st008q03ta', 'st008q04ta', restricted=true) }} as fisced_d_computed,
-        -- ISEI: exact code (2018 map or learned), then 3-digit, then 2-digit group, then Ganzeboom.
+        -- ISEI: the map (2018 observed, learned, or its calibrated fallback for every Ganzeboom
+        -- code), then 3-digit, then 2-digit group for codes outside the Ganzeboom table.
         coalesce(m1.isei, m1_3.isei, m1_2.isei, g1.isei08) as bmmj1_computed,
         case
             when m1.isei is not null then m1.isei_rule
