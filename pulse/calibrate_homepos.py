@@ -216,6 +216,64 @@ def prune_cache(conn) -> int:
         return cur.rowcount
 
 
+class CalibrationTrigger:
+    """Is a calibration due by the data? True when a country without a seed block has reached
+    the rows a calibration needs (`min_official` rows with official HOMEPOS, else `min_rows`
+    rows) and has no calibration by that method yet, or has grown by `growth` since its last
+    one (or since this trigger last fired for it, so a country the fit still turns down is not
+    retried at every poll). One cheap count per country; the scheduler polls it
+    (pulse/realtime/jobs.py) and runs the calibration job at once when it says so."""
+
+    def __init__(
+        self,
+        warehouse_url: str,
+        min_rows: int = DEFAULT_MIN_ROWS,
+        min_official: int = DEFAULT_MIN_OFFICIAL,
+        growth: float = DEFAULT_GROWTH,
+    ):
+        self.url = warehouse_url
+        self.min_rows, self.min_official, self.growth = min_rows, min_official, growth
+        self.fired: dict[str, tuple[str, int]] = {}  # cnt -> (method, basis) when it fired
+        self.due: list[str] = []
+
+    def counts(self) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, str, int]]]:
+        conn = psycopg2.connect(self.url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("set statement_timeout = '20s'")
+                cur.execute(
+                    "select cnt, count(*), count(homepos) from staging.stg_pisa__responses"
+                    " group by cnt"
+                )
+                rows = {r[0]: (r[1], r[2]) for r in cur.fetchall() if r[0]}
+                cur.execute("select to_regclass('calibration.homepos_params') is not null")
+                previous = _previous(conn) if cur.fetchone()[0] else {}
+        finally:
+            conn.close()
+        return rows, previous
+
+    def __call__(self) -> bool:
+        rows, previous = self.counts()
+        seeded = set(block_countries())
+        self.due = []
+        for cnt, (n, n_official) in sorted(rows.items()):
+            if cnt in seeded:
+                continue
+            if n_official >= self.min_official:
+                method, basis = "official_fit", n_official
+            elif n >= self.min_rows:
+                method, basis = "mml", n
+            else:
+                continue
+            marks = [m for m in (previous.get(cnt), self.fired.get(cnt)) if m]
+            last = [m[-1] for m in marks if m[-2] == method]
+            if last and basis < self.growth * max(last):
+                continue
+            self.fired[cnt] = (method, basis)
+            self.due.append(cnt)
+        return bool(self.due)
+
+
 def calibrate_homepos(
     target: config.Settings | str,
     countries: list[str] | None = None,

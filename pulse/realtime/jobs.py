@@ -1,8 +1,13 @@
 """Slow jobs on their own schedules, in subprocesses, never blocking the loop.
 
 Each job is a command line run every `interval` seconds by one background thread; a job
-still running when it is due again is not started twice. Subprocesses (not threads) because
-dbt keeps process-global state and the loop's own dbt runner lives in this process.
+still running when it is due again is not started twice. A job may also have a `trigger`
+(polled every `trigger_every` seconds by the same thread): when it returns True the job is
+due at once. The HOMEPOS calibration job ("calibrate") gets a data trigger when the
+scheduler knows the warehouse: a country is calibrated as soon as it has the rows, and again
+when it has grown (pulse/calibrate_homepos.CalibrationTrigger), not only by the clock.
+Subprocesses (not threads) because dbt keeps process-global state and the loop's own dbt
+runner lives in this process.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +36,10 @@ class Job:
     last_seconds: float | None = None
     last_ok: bool | None = None
     next_at: float = field(default=0.0)
+    trigger: Callable[[], bool] | None = None
+    trigger_every: float = 30.0
+    triggered: int = 0
+    trigger_at: float = field(default=0.0)
 
 
 def pulse_argv(*args: str) -> list[str]:
@@ -58,6 +68,12 @@ class JobScheduler:
             if warehouse_url
             else None
         )
+        if warehouse_url:
+            for job in jobs:
+                if job.name == "calibrate" and job.trigger is None:
+                    from pulse.calibrate_homepos import CalibrationTrigger
+
+                    job.trigger = CalibrationTrigger(warehouse_url)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._current: subprocess.Popen | None = None
@@ -75,6 +91,7 @@ class JobScheduler:
     def _run(self) -> None:
         # One job at a time: the machine is small and the loop must keep its share of it.
         while not self._stop.is_set():
+            self._poll_triggers()
             due = [j for j in self.jobs if j.next_at <= time.monotonic()]
             if not due:
                 self._stop.wait(1.0)
@@ -82,6 +99,23 @@ class JobScheduler:
             job = min(due, key=lambda j: j.next_at)
             self._execute(job)
             job.next_at = time.monotonic() + job.interval
+
+    def _poll_triggers(self) -> None:
+        now = time.monotonic()
+        for job in self.jobs:
+            if job.trigger is None or job.trigger_at > now:
+                continue
+            job.trigger_at = now + job.trigger_every
+            try:
+                fired = job.trigger()
+            except Exception as exc:  # a failing trigger leaves the clock schedule in place
+                self.events.emit("job_trigger_error", job=job.name, error=str(exc)[:300])
+                continue
+            if fired and job.next_at > now:
+                job.next_at = now
+                job.triggered += 1
+                due = getattr(job.trigger, "due", None)
+                self.events.emit("job_triggered", job=job.name, countries=due)
 
     def _execute(self, job: Job) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
