@@ -134,6 +134,22 @@ def test_hidden_block_var_falls_back_to_default(world):
     assert all(r["homepos_provisional"] for r in rows)
 
 
+def _escs_provisional(world) -> dict[str, bool]:
+    rows = world.query("select country, escs_provisional from marts.forage_escs")
+    return {r["country"]: r["escs_provisional"] for r in rows}
+
+
+def test_escs_provisional_and_trigger_before_calibration(world):
+    from pulse.calibrate_homepos import CalibrationTrigger
+
+    world.dbt("run", "--select", "+forage_escs")
+    provisional = _escs_provisional(world)
+    assert provisional["DEU"] and provisional["ESP"]
+    assert not any(provisional[c] for c in ("FRA", "ITA", "MEX"))  # seed blocks
+    trigger = CalibrationTrigger(world.url, min_rows=500, min_official=30)
+    assert trigger() and trigger.due == ["DEU", "ESP"]
+
+
 def test_calibration_job(world):
     report = calibrate_homepos(
         world.url, min_rows=500, min_official=30, dbt_dir=world.target.parent
@@ -171,6 +187,12 @@ def test_calibration_job(world):
     assert {c.cnt: c.status for c in again.countries}["DEU"] == "up_to_date"
     assert {c.cnt: c.status for c in again.countries}["ESP"] == "up_to_date"
     assert not again.refreshed
+    # The served ESCS is final once calibrated, and the data trigger is quiet until they grow.
+    if "DEU" in _escs_provisional(world):
+        assert not _escs_provisional(world)["DEU"] and not _escs_provisional(world)["ESP"]
+        from pulse.calibrate_homepos import CalibrationTrigger
+
+        assert not CalibrationTrigger(world.url, min_rows=500, min_official=30)()
 
 
 def test_escs_follows_computed_homepos(world):
