@@ -365,7 +365,18 @@ def prepare_sources(settings: config.Settings) -> str:
     from pulse.sim import api as sim
 
     created = sim.setup_databases(settings)
-    return f"{len(created)} application databases ready (demo: the simulator writes into them)"
+    ready = f"{len(created)} application databases ready (demo: the simulator writes into them)"
+    if sum(sim.count_rows(settings).values()):
+        return ready  # a restart: the sources keep their history
+    # Empty demo sources: a day of history first, so the over-time chart has its shape from
+    # the first minute (20,000 rows into the 82 databases: 3.2-4.8 s on 2026-12-02).
+    rows, hours = 20_000, 24
+    t0 = time.monotonic()
+    n = sim.backfill(settings, rows, hours=hours)
+    return (
+        f"{ready}; empty, so {n} submissions of history spread over the past "
+        f"{hours} h were added in {time.monotonic() - t0:.1f} s"
+    )
 
 
 def cmd_up(
