@@ -11,8 +11,9 @@ import random
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from pulse.sim import control, rows, schema
+from pulse.sim import control, rows, schema, world
 from pulse.sim import countries as cnts
+from pulse.sim import pool as sim_pool
 from pulse.sim.control import IdAllocator, connect
 from pulse.sim.history import History
 from pulse.sim.messiness import Messifier
@@ -131,12 +132,15 @@ def backfill(
         nonlocal done
         rng = _rng(worker_seed)
         messifier = Messifier(messiness, rng)
+        # systematic draws of the country's weights: its means without sampling noise
+        picks = world.systematic_draws(country, count, len(sim_pool.country_rows(country)), rng)
         conn = connect(settings.source_url(country))
         try:
             left = count
             while left:
                 k = min(left, BACKFILL_CHUNK)
-                batch = rows.copy_text(country, ids.take(k), rng, messifier)
+                chunk, picks = picks[:k], picks[k:]
+                batch = rows.copy_text(country, ids.take(k), rng, messifier, chunk)
                 times = history.draw(country, k, rng) if history else None
                 with conn, conn.cursor() as cur:
                     rows.copy_rows(cur, batch, times)

@@ -18,17 +18,21 @@ from pulse.sim.messiness import Messifier
 COPY_STATEMENT = "copy public.responses from stdin"
 
 
-def submission(country: str, rng: random.Random, messifier: Messifier) -> list[str]:
+def submission(
+    country: str, rng: random.Random, messifier: Messifier, index: int | None = None
+) -> list[str]:
     """One submission's answer cells (COPY-escaped), drawn from the country's pool.
 
     Drawn with the country's tilted weights (pulse/sim/world.py) when it has published
-    means, else uniformly.
+    means, else uniformly; `index` picks the pool row instead (a backfill's systematic draws).
     """
     candidates = pool.country_rows(country)
     cum = world.cum_weights(country)
-    if cum is None:
+    if index is None and cum is None:
         index = rng.randrange(len(candidates))
-    else:  # bisect on the cumulative weights: what random.choices does, without its list
+    elif (
+        index is None
+    ):  # bisect on the cumulative weights: what random.choices does, without its list
         index = min(bisect.bisect(cum, rng.random() * cum[-1]), len(candidates) - 1)
     row = list(candidates[index])
     for i, value in pool.overrides(country, row):
@@ -46,10 +50,21 @@ def warm_up() -> None:
 
 
 def copy_text(
-    country: str, ids: list[int], rng: random.Random, messifier: Messifier
+    country: str,
+    ids: list[int],
+    rng: random.Random,
+    messifier: Messifier,
+    indices: list[int] | None = None,
 ) -> list[tuple[int, str]]:
-    """(id, answer cells as one COPY text line without its end) for each id."""
-    return [(row_id, "\t".join(submission(country, rng, messifier))) for row_id in ids]
+    """(id, answer cells as one COPY text line without its end) for each id.
+
+    `indices`: the pool row of each id (default: drawn at random).
+    """
+    picks = indices if indices is not None else [None] * len(ids)
+    return [
+        (row_id, "\t".join(submission(country, rng, messifier, index)))
+        for row_id, index in zip(ids, picks, strict=True)
+    ]
 
 
 def copy_rows(cur, batch: list[tuple[int, str]], created_at: list[str] | None = None) -> None:
