@@ -82,7 +82,7 @@ def services(args: argparse.Namespace, datasette_port: int, production: bool) ->
         Service("datasette", _pulse("serve", "--port", str(datasette_port))),
         Service("pipeline", _pulse("run")),
     ]
-    if not production:
+    if not production and args.rate > 0:  # rate 0: no simulator (benchmarks write their own)
         rate = str(args.rate)
         children.append(Service("simulator", _pulse("sim", "stream", "--rate", rate, "--no-setup")))
     return children

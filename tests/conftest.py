@@ -27,7 +27,8 @@ def pg_server(tmp_path_factory) -> str:
         return
     # Outside pytest's tmp rotation: a concurrent pytest run may delete old basetemps.
     home = Path(tempfile.mkdtemp(prefix="pulse-test-pg-"))
-    cluster = Cluster(data_dir=home / "pg", port=free_port(), bin_dir=find_pg_bin())
+    # Fast settings (fsync off): see pulse.cluster.FAST_SETTINGS.
+    cluster = Cluster(home / "pg", free_port(), find_pg_bin(), durable=False)
     cluster.start()
     yield f"postgresql://postgres@127.0.0.1:{cluster.port}"
     cluster.destroy()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 import statistics
 import time
@@ -14,10 +15,11 @@ RESULTS_DIR = REPO_ROOT / "docs" / "bench"
 
 
 def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
+    """Nearest-rank percentile (p in 0..100) of a non-empty list: the ceil(p·n/100)-th
+    smallest. Infinite values (timed-out samples) sort last and count like any other."""
     ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
-    return ordered[k]
+    rank = math.ceil(round(p * len(ordered) / 100, 9))  # round: 95 * 20 / 100 is not 19.0
+    return ordered[max(0, min(len(ordered), rank) - 1)]
 
 
 def summary(values: list[float]) -> dict[str, float]:
