@@ -315,6 +315,64 @@ def test_production_up_creates_and_writes_nothing(external_sources, pg_server):
     assert _snapshot(settings, prefix, pg_server) == rows_before  # no row written
 
 
+def _reader_role(server: str, databases: list[str]) -> str:
+    """A login role that may only SELECT the sources' responses table."""
+    conn = psycopg2.connect(f"{server}/postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("drop role if exists pulse_reader")
+        cur.execute("create role pulse_reader login nocreatedb nocreaterole")
+    conn.close()
+    for db in databases:
+        conn = psycopg2.connect(f"{server}/{db}")
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("revoke create on schema public from public")
+            cur.execute("grant usage on schema public to pulse_reader")
+            cur.execute("grant select on public.responses to pulse_reader")
+        conn.close()
+    return "pulse_reader"
+
+
+def test_production_up_reads_with_a_select_only_role(external_sources, pg_server):
+    """The real `pulse up` (real pipeline and Datasette) serves external sources it may only
+    SELECT from, and leaves them as they were."""
+    import httpx
+
+    from pulse.cluster import free_port
+
+    prefix, (dbs_before, rows_before) = external_sources
+    role = _reader_role(pg_server, [f"{prefix}_fra", f"{prefix}_ita"])
+    host = pg_server.split("@", 1)[1]
+    template = f"postgresql://{role}@{host}/{prefix}_{{country}}"
+    env = {**os.environ, "PULSE_SOURCE_URL_TEMPLATE": template}
+    port = free_port()
+    up = Proc([sys.executable, "-m", "pulse.cli", "up", "--port", str(port)], env)
+    try:
+        up.wait_output("PISA Pulse is running", timeout=120)
+        assert "production mode: reading 2 external sources read-only; simulator off" in up.output
+
+        def served():
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/forage/submissions").json()["count"]
+            except (httpx.HTTPError, ValueError, KeyError):
+                return None
+
+        _wait(lambda: served() == 5, timeout=240, what="the 5 source rows served")
+        up.proc.send_signal(signal.SIGTERM)
+        assert up.finish(60) == 0, up.output
+    finally:
+        up.kill()
+    pipeline_log = (config.home() / "logs" / "pipeline.log").read_text()
+    assert "permission denied" not in pipeline_log.lower(), pipeline_log[-2000:]
+    assert _databases(pg_server, prefix) == dbs_before
+
+    def sources(snapshot):  # the warehouse is ours to write
+        return {k: v for k, v in snapshot.items() if k[0] != f"{prefix}_warehouse"}
+
+    assert sources(_snapshot(config.load(), prefix, pg_server)) == sources(rows_before)
+
+
 def test_production_sim_commands_refuse(external_sources, pg_server, capsys):
     from pulse.cli import main
 

@@ -88,7 +88,9 @@ class System:
         self.settings = self._settings()
         progress(f"pulse up is running ({self.home}); waiting for the first full publication")
         total = self.source_total()
-        wait_until(lambda: self.served_total() == total, timeout, "the backfill to be served")
+        wait_until(
+            lambda: (self.served_total() or -1) >= total, timeout, "the backfill to be served"
+        )
 
     def _settings(self):
         from pulse import config
