@@ -26,6 +26,11 @@ def test_each_commit_gets_the_first_poll_that_shows_it():
     assert summary["p99"] == float("inf") and summary["max"] == float("inf")
 
 
+def test_a_commit_shown_only_after_the_timeout_counts_as_lost():
+    got = lags([(0.0, "FRA", 1), (1.0, "FRA", 2)], [(15.5, {"FRA": 2})], timeout=15)
+    assert [s["lag"] for s in got] == [float("inf"), 14.5]
+
+
 def test_windows_mark_the_slow_jobs_that_ran():
     samples = [{"t": 100.0 + k, "lag": 0.1 if k < 10 else 1.0} for k in range(20)]
     windows = Windows.of(samples, [("test", 112.0, 130.0)], seconds=10)

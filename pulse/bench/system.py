@@ -34,6 +34,7 @@ from pulse.bench.common import percentile
 BUBBLES = "/forage/early_education_and_belonging"
 TIMEOUT_S = 15.0  # a commit not reflected this long after it is lost: infinite lag
 WINDOW_S = 10.0
+INF = float("inf")
 
 
 class System:
@@ -287,8 +288,11 @@ class Poller:
             self._stop.wait(self.interval)
 
 
-def lags(commits: list[tuple[float, str, int]], polls: list[tuple[float, dict]]) -> list[dict]:
-    """Each commit's lag: seconds from its commit to the first poll that shows it, or inf."""
+def lags(
+    commits: list[tuple[float, str, int]], polls: list[tuple[float, dict]], timeout=TIMEOUT_S
+) -> list[dict]:
+    """Each commit's lag: seconds from its commit to the first poll that shows it; infinite
+    (lost) when no poll shows it or only after `timeout`."""
     pending: dict[str, deque] = defaultdict(deque)
     for t, country, count in sorted(commits):
         pending[country].append((t, count))
@@ -298,9 +302,10 @@ def lags(commits: list[tuple[float, str, int]], polls: list[tuple[float, dict]])
             queue = pending.get(country)
             while queue and queue[0][1] <= served:
                 t, count = queue.popleft()
-                out.append({"t": t, "country": country, "lag": max(0.0, t_poll - t)})
+                lag = max(0.0, t_poll - t)
+                out.append({"t": t, "country": country, "lag": lag if lag <= timeout else INF})
     for country, queue in pending.items():
-        out += [{"t": t, "country": country, "lag": float("inf")} for t, _ in queue]
+        out += [{"t": t, "country": country, "lag": INF} for t, _ in queue]
     return sorted(out, key=lambda s: s["t"])
 
 
@@ -349,7 +354,7 @@ def lag_summary(samples: list[dict]) -> dict:
         "p95": percentile(values, 95),
         "p99": percentile(values, 99),
         "max": max(values),
-        "lost": sum(1 for v in values if v == float("inf")),
+        "lost": sum(1 for v in values if v == INF),
     }
 
 
