@@ -57,8 +57,20 @@ def cmd_dbt(args: argparse.Namespace) -> int:
     return run_dbt(args.dbt_args, settings.warehouse_url, check=False, capture=False).returncode
 
 
+def version() -> str:
+    """The installed package's version (pyproject.toml), as pip knows it."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        return package_version("pisa-pulse")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pulse", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("status", help="URLs, DSNs, data folder and process ids")

@@ -45,6 +45,8 @@ def collect() -> dict:
     info["datasette_url"] = base
     if base:
         info["dashboard_url"] = f"{base}/dashboard"
+        # 200 while the data are fresh, 503 with the reasons (docs/serving.md).
+        info["health_url"] = f"{base}/-/pulse-health"
         info["forage_urls"] = {
             name: f"{base}/forage/{name}"
             for name in (

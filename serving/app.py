@@ -10,6 +10,7 @@ from datasette.app import Datasette
 from datasette.database import Database
 
 from serving.forage_plugin import DATABASE
+from serving.health import Thresholds
 from serving.publisher import ensure_sqlite
 
 METADATA = Path(__file__).resolve().parent / "metadata.yml"
@@ -36,6 +37,8 @@ def make_datasette(sqlite_path: str | Path) -> Datasette:
     sqlite_path = Path(sqlite_path)
     ensure_sqlite(sqlite_path)
     ds = Datasette(metadata=load_metadata(), settings=SETTINGS)
+    # The health thresholds, read now so that a bad environment variable stops the start.
+    ds._pulse_thresholds = Thresholds.from_env()
     # is_mutable: the file changes (never `immutable`); Datasette reads it with mode=ro.
     ds.add_database(Database(ds, path=str(sqlite_path), is_mutable=True), name=DATABASE)
     return ds

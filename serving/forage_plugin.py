@@ -7,7 +7,11 @@ Routes (all GET, all read-only):
   /forage/escs                            choropleth; ?countries=…
   /forage/early_education_and_belonging   bubbles; ?countries=…
   /forage/                                the five URLs
+  /-/pulse-health                         200 while the data are fresh, 503 and why if not
   /dashboard                              the five charts drawn as Forage does, live
+
+Every /forage/ answer from a publication carries `Last-Modified` and `X-Pulse-Published-At`
+(that publication) and `X-Pulse-Data-Age` (seconds, by the server's clock; serving/health.py).
 
 The /forage/ routes are answered in the ASGI wrapper, before Datasette's router: Forage polls
 them every second from every open dashboard, and they need none of Datasette's machinery.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import sqlite3
+import time
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -25,12 +30,15 @@ from datasette import hookimpl
 from datasette.utils.asgi import Response
 
 from serving import forage
+from serving.health import Publication, Thresholds, report
+from serving.publisher import PUBLICATION_TABLE
 from serving.reader import PublishedTables, TableMissing
 
 DATABASE = "pulse"  # the Datasette name of the published SQLite file
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
 DASHBOARD_HTML = HERE / "templates" / "dashboard.html"
+HEALTH_PATH = "/-/pulse-health"
 MAX_QUERY_FIELDS = 20
 MAX_MEMO = 256  # encoded answers kept per publication (distinct query strings)
 
@@ -40,6 +48,8 @@ CORS_HEADERS = {
     "access-control-allow-methods": "GET, HEAD, OPTIONS",
     "access-control-allow-headers": "*",
     "access-control-max-age": "600",
+    # So that Forage's page (another origin) may read how old the data are.
+    "access-control-expose-headers": "Last-Modified, X-Pulse-Data-Age, X-Pulse-Published-At",
 }
 NO_CACHE = {"cache-control": "no-store"}
 
@@ -59,6 +69,32 @@ def _reader(datasette) -> PublishedTables:
         reader = PublishedTables(datasette.get_database(DATABASE).path)
         datasette._pulse_reader = reader
     return reader
+
+
+def _thresholds(datasette) -> Thresholds:
+    limits = getattr(datasette, "_pulse_thresholds", None)
+    if limits is None:
+        limits = datasette._pulse_thresholds = Thresholds.from_env()
+    return limits
+
+
+_PUBLICATION_KEY = "publication"  # in reader.memo: dropped with the data it describes
+
+
+def _publication(reader: PublishedTables) -> Publication | None:
+    """The current publication's metadata, read once per publication (reader.refresh() first)."""
+    if _PUBLICATION_KEY in reader.memo:
+        return reader.memo[_PUBLICATION_KEY]
+    try:
+        freshness = reader.rows("freshness")
+    except TableMissing:
+        freshness = []
+    try:
+        pub = Publication.from_rows(reader.rows(PUBLICATION_TABLE), freshness)
+    except (TableMissing, ValueError, TypeError):  # none yet, or a row it cannot read
+        pub = None
+    reader.memo[_PUBLICATION_KEY] = pub
+    return pub
 
 
 def _params(query: bytes) -> dict[str, list[str]]:
@@ -90,19 +126,23 @@ def _encode(body: dict) -> bytes:
     return json.dumps(body).encode()
 
 
-def forage_reply(datasette, method: str, path: str, query: bytes) -> tuple[int, bytes]:
-    """(status, JSON body) for a request to /forage/…; never raises for any query string."""
+def forage_reply(datasette, method: str, path: str, query: bytes) -> tuple[int, bytes, list]:
+    """(status, JSON body, extra headers) for a request to /forage/…; never raises."""
     name = path[len("/forage/") :]
     if name == "":
         base = "/forage/"
-        return 200, _encode({"charts": {c: base + c for c in CHARTS}})
+        return 200, _encode({"charts": {c: base + c for c in CHARTS}}), []
     if name not in CHARTS:
-        return 404, _encode({"error": f"unknown chart; one of: {', '.join(CHARTS)}"})
+        return 404, _encode({"error": f"unknown chart; one of: {', '.join(CHARTS)}"}), []
     if method not in ("GET", "HEAD"):
-        return 405, _encode({"error": "read-only: GET only"})
+        return 405, _encode({"error": "read-only: GET only"}), []
     reader = _reader(datasette)
+    extra = []
     try:
         reader.refresh()
+        pub = _publication(reader)
+        if pub is not None:
+            extra = pub.age_headers(time.time())
         key = (name, query)
         body = reader.memo.get(key)
         if body is None:
@@ -112,14 +152,29 @@ def forage_reply(datasette, method: str, path: str, query: bytes) -> tuple[int, 
             body = _encode(answer(name, reader.rows(CHARTS[name]), params))
             if len(reader.memo) < MAX_MEMO:
                 reader.memo[key] = body
-        return 200, body
+        return 200, body, extra
     except forage.BadRequest as exc:
-        return 400, _encode({"error": str(exc)})
+        return 400, _encode({"error": str(exc)}), extra
     except TableMissing as exc:
-        return 503, _encode({"error": f"not published yet: {exc}"})
+        return 503, _encode({"error": f"not published yet: {exc}"}), extra
     except sqlite3.Error as exc:  # e.g. the file is being recreated: say so, retry next poll
         reader.close()
-        return 503, _encode({"error": f"temporarily unavailable: {exc}"})
+        return 503, _encode({"error": f"temporarily unavailable: {exc}"}), []
+
+
+def health_reply(datasette) -> tuple[int, bytes]:
+    """The health URL: 200 while fresh, 503 with the reasons (serving/health.py)."""
+    reader = _reader(datasette)
+    try:
+        reader.refresh()
+        pub = _publication(reader)
+    except TableMissing:
+        pub = None
+    except sqlite3.Error:
+        reader.close()
+        pub = None
+    status, body = report(pub, _thresholds(datasette), time.time())
+    return status, _encode(body)
 
 
 async def dashboard(request):
@@ -175,12 +230,17 @@ def asgi_wrapper(datasette):
                 await send({"type": "http.response.body", "body": b""})
                 return
             path = scope["path"]
-            if path == "/forage" or path.startswith("/forage/"):
-                status, body = forage_reply(
-                    datasette, method, path if path != "/forage" else "/forage/",
-                    scope.get("query_string", b""),
-                )  # fmt: skip
-                headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+            fast = path == "/forage" or path.startswith("/forage/") or path == HEALTH_PATH
+            if fast:
+                if path == HEALTH_PATH:
+                    status, body = health_reply(datasette)
+                    extra = []
+                else:
+                    status, body, extra = forage_reply(
+                        datasette, method, path if path != "/forage" else "/forage/",
+                        scope.get("query_string", b""),
+                    )  # fmt: skip
+                headers = [*_JSON_HEADERS, *extra, (b"content-length", str(len(body)).encode())]
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send(
                     {"type": "http.response.body", "body": b"" if method == "HEAD" else body}

@@ -2,13 +2,17 @@
 
 The real marts are dbt views (docs/contracts.md); here they are created by hand so the
 publisher and the plugin can be tested on their own. Values are random per test run; tests
-derive what they expect from the rows written, never from constants.
+derive what they expect from the rows written, never from constants. `Client` calls the real
+Datasette ASGI app in process (raw query-string bytes, no HTTP client normalising them).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import json
 import random
+from dataclasses import dataclass
 
 import psycopg2
 
@@ -82,3 +86,59 @@ def execute(warehouse_url: str, sql: str, params=None) -> None:
     with conn, conn.cursor() as cur:
         cur.execute(sql, params)
     conn.close()
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class Client:
+    """Calls the ASGI app on one event loop (Datasette binds its executor to it)."""
+
+    def __init__(self, ds):
+        self.ds = ds
+        self.loop = asyncio.new_event_loop()
+        self.loop.run_until_complete(ds.invoke_startup())
+        self.app = ds.app()
+
+    def request(self, path: str, query: bytes | str = b"", method: str = "GET") -> Reply:
+        if isinstance(query, str):
+            query = query.encode()
+        return self.loop.run_until_complete(self._call(method, path, query))
+
+    async def _call(self, method, path, query):
+        scope = {
+            "type": "http",
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": query,
+            "root_path": "",
+            "headers": [(b"host", b"localhost"), (b"origin", b"https://forage.example")],
+            "client": ("127.0.0.1", 1234),
+            "server": ("localhost", 80),
+        }
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        await self.app(scope, receive, send)
+        start = next(m for m in sent if m["type"] == "http.response.start")
+        headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+        body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        return Reply(start["status"], headers, body)
+
+    def close(self):
+        self.loop.close()

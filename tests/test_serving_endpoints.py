@@ -6,12 +6,10 @@ normalising them); the data come from real marts in a real warehouse via the pub
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import sqlite3
 import uuid
-from dataclasses import dataclass
 from urllib.parse import quote
 
 import pytest
@@ -19,66 +17,10 @@ import pytest
 from conftest import create_database
 from serving.app import make_datasette
 from serving.publisher import Publisher
-from serving_marts import NULL_COUNTRY, create_marts, random_marts
+from serving_marts import NULL_COUNTRY, Client, create_marts, random_marts
 
 COUNTRY_CHARTS = ("learning_hours_per_week", "escs", "early_education_and_belonging")
 ALL_CHARTS = ("submissions", "submissions_over_time", *COUNTRY_CHARTS)
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self):
-        return json.loads(self.body)
-
-
-class Client:
-    """Calls the ASGI app on one event loop (Datasette binds its executor to it)."""
-
-    def __init__(self, ds):
-        self.ds = ds
-        self.loop = asyncio.new_event_loop()
-        self.loop.run_until_complete(ds.invoke_startup())
-        self.app = ds.app()
-
-    def request(self, path: str, query: bytes | str = b"", method: str = "GET") -> Reply:
-        if isinstance(query, str):
-            query = query.encode()
-        return self.loop.run_until_complete(self._call(method, path, query))
-
-    async def _call(self, method, path, query):
-        scope = {
-            "type": "http",
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": query,
-            "root_path": "",
-            "headers": [(b"host", b"localhost"), (b"origin", b"https://forage.example")],
-            "client": ("127.0.0.1", 1234),
-            "server": ("localhost", 80),
-        }
-        sent = []
-
-        async def receive():
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def send(message):
-            sent.append(message)
-
-        await self.app(scope, receive, send)
-        start = next(m for m in sent if m["type"] == "http.response.start")
-        headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
-        body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-        return Reply(start["status"], headers, body)
-
-    def close(self):
-        self.loop.close()
 
 
 @pytest.fixture(scope="module")
