@@ -34,9 +34,14 @@ COUNTRIES = ("FRA", "ITA", "MEX", "GBR", "ESP")
 NULL_COUNTRY = "ESP"  # has submissions but no valid index values: omitted from the charts
 
 
-def random_marts(seed: int | None = None) -> dict[str, list[tuple]]:
+def random_marts(
+    seed: int | None = None, countries=COUNTRIES, outliers: dict | None = None
+) -> dict[str, list[tuple]]:
+    """Random marts for `countries`; `outliers` forces values, e.g. {"QAT": {"hours": 80}}
+    (keys `hours`, `escs`, `durecec`, `belong`)."""
     rnd = random.Random(seed)
-    per_country = {c: rnd.randint(1, 500) for c in COUNTRIES}
+    outliers = outliers or {}
+    per_country = {c: rnd.randint(1, 500) for c in countries}
     now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     hours = [now.replace(minute=0) - dt.timedelta(hours=h) for h in range(23, -1, -1)]
     minutes = [now - dt.timedelta(minutes=m) for m in range(59, -1, -1)]
@@ -50,10 +55,12 @@ def random_marts(seed: int | None = None) -> dict[str, list[tuple]]:
             escs.append((c, None, 0, True))
             early.append((c, None, None, n, True))
             continue
-        tmins = rnd.uniform(1200, 2000)
+        forced = outliers.get(c, {})
+        tmins = forced.get("hours", rnd.uniform(1200, 2000) / 60) * 60
         learning.append((c, round(tmins / 60), tmins, n, True))
-        escs.append((c, rnd.uniform(-1.5, 0.8), n, True))
-        early.append((c, rnd.uniform(1, 4), rnd.uniform(-0.5, 0.5), n, True))
+        escs.append((c, forced.get("escs", rnd.uniform(-1.5, 0.8)), n, True))
+        durecec = forced.get("durecec", rnd.uniform(1, 4))
+        early.append((c, durecec, forced.get("belong", rnd.uniform(-0.5, 0.5)), n, True))
     return {
         "forage_submissions": [(sum(per_country.values()),)],
         "forage_submissions_over_time": over_time,
