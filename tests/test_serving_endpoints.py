@@ -266,3 +266,18 @@ def test_answers_follow_a_new_publication(world, tmp_path):
     finally:
         client.close()
         conn.close()
+
+
+def test_the_dashboards_country_names_are_the_codebooks(world):
+    """serving/static/countries.json is generated from the codebook's CNT labels, never typed:
+    regenerate it with `python -m serving.countries` if this fails."""
+    from pulse import codebook
+    from serving import countries
+
+    assert countries.OUT.read_text(encoding="utf-8") == countries.render()
+    _, client, _ = world
+    reply = client.request("/-/pulse/countries.json")
+    assert reply.status == 200 and reply.headers["content-type"].startswith("application/json")
+    served = reply.json()
+    assert served == codebook.country_names() and len(served) == 82
+    assert served["QCI"] == "B-S-J-Z (China)" and served["TAP"] == "Chinese Taipei"

@@ -238,7 +238,7 @@
       .attr("x", (_, i) => i * sw).attr("width", sw).attr("height", 10).attr("fill", (v) => color(v));
     legend.selectAll("text.ramp-label").data(steps).join("text").attr("class", "ramp-label")
       .attr("x", (_, i) => i * sw + sw / 2).attr("y", 24).attr("text-anchor", "middle")
-      .text((v, i) => (i === 0 ? "≤" : i === steps.length - 1 ? "≥" : "") + d3.format("+.1~f")(v).replace("+0", "0"));
+      .text((v, i) => (i === 0 ? "≤" : i === steps.length - 1 ? "≥" : "") + (Math.abs(v) < 1e-9 ? "0" : d3.format("+.1f")(v)));
     const nd = steps.length * sw + 16;
     legend.selectAll("rect.no-data").data([0]).join("rect").attr("class", "no-data")
       .attr("x", nd).attr("width", 16).attr("height", 10).attr("fill", NO_DATA).attr("stroke", "#999");
