@@ -357,11 +357,12 @@
         if (chart.codes) remember(chart.codes(body));
         render(chart);
         const asof = el("asof-" + chart.key);
-        if (asof && chart.publishedAt) asof.textContent = "· published " + utcTime(chart.publishedAt);
+        if (asof && chart.publishedAt) asof.textContent = "published " + utcTime(chart.publishedAt);
         refreshTip();
       } else if (res.status === 503) {
         const detail = body && body.error ? String(body.error) : "";
-        setState(chart, "waiting", detail.startsWith("not published yet")
+        if (chart.body) setState(chart, "error", "The data are briefly unavailable; showing the last data received.");
+        else setState(chart, "waiting", detail.startsWith("not published yet")
           ? "Waiting for the first publication…" : "The data are briefly unavailable; retrying every second.");
       } else {
         setState(chart, "error", `Could not load this chart: ${(body && body.error) || "HTTP " + res.status}.`);
