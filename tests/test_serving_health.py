@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 import time
 import uuid
 from email.utils import parsedate_to_datetime
+from importlib.metadata import version
 
 import pytest
 
@@ -206,3 +209,12 @@ def test_pulse_status_lists_the_health_url(tmp_path, monkeypatch):
     config.write_state(datasette_url="http://127.0.0.1:8123")
     info = json.loads(json.dumps(collect()))
     assert info["health_url"] == "http://127.0.0.1:8123/-/pulse-health"
+
+
+def test_pulse_version_is_the_package_version():
+    """`pulse --version` (docs/cli.md) prints the installed package's version, exit 0."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pulse.cli", "--version"], capture_output=True, text=True
+    )
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"pulse {version('pisa-pulse')}"
