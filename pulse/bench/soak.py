@@ -121,20 +121,21 @@ def _print_minute(m: dict) -> None:
 
 def _verdict(minutes: list[dict], result: dict) -> dict:
     findings, ok = [], True
-    if len(minutes) < 2 * BLOCK_MINUTES:
-        return {"ok": False, "findings": [f"fewer than {2 * BLOCK_MINUTES} minutes measured"]}
+    block = min(BLOCK_MINUTES, len(minutes) // 2)  # --quick (4 minutes): 2-minute blocks
+    if block < 1:
+        return {"ok": False, "findings": ["fewer than two minutes measured"]}
     lost = result["lag_s"]["lost"]
     ok &= lost == 0
     findings.append(f"commits: {result['lag_s']['n']:,}, lost {lost} (0 allowed)")
     samples, t0 = result["samples"], result["samples"][0]["t"]
-    last_start = t0 + 60 * (len(minutes) - BLOCK_MINUTES)
-    first = [s["lag"] for s in samples if s["t"] < t0 + 60 * BLOCK_MINUTES]
+    last_start = t0 + 60 * (len(minutes) - block)
+    first = [s["lag"] for s in samples if s["t"] < t0 + 60 * block]
     last = [s["lag"] for s in samples if s["t"] >= last_start]
     a, b = percentile(first, 95), percentile(last, 95)
     ratio = b / a
     ok &= ratio <= RATIO_MAX
     findings.append(
-        f"lag p95: first {BLOCK_MINUTES} min {a:.3f} s, last {BLOCK_MINUTES} min "
+        f"lag p95: first {block} min {a:.3f} s, last {block} min "
         f"{b:.3f} s → x{ratio:.2f} (≤ {RATIO_MAX})"
     )
     warm = minutes[1]["rss_mb"]
