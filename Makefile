@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test test-slow lint format bench soak docs clean install
+.PHONY: run test test-fast test-slow lint format bench soak docs clean install
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PY) >/dev/null || { echo "need $(PY) on PATH"; exit 1; }
@@ -21,6 +21,10 @@ run: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/pytest -q
 
+# Unit tests only (no PostgreSQL, no browser, no services started): seconds, for editing.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m 'not slow and not integration and not browser'
+
 # The long HOMEPOS calibration-recovery test (minutes); not in every CI run.
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
@@ -28,6 +32,7 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -1,7 +1,7 @@
 {#-
     HOMEPOS (home possessions) scored per row inside the warehouse (docs/homepos.md).
 
-    - homepos_items(): the 25 items in pattern order (pulse/homepos_model.py uses the same order).
+    - homepos_items(): the 25 items in pattern order (src/pisa_pulse/indices/homepos_model.py uses the same order).
     - homepos_pattern(alias): a 25-character response pattern, one score digit per item,
       '.' when the item is missing.
     - homepos_join(alias): the lateral join giving the live indices view its HOMEPOS columns.
@@ -264,7 +264,7 @@ end
     {%- if not current.get('tables') %}
 create schema if not exists reference;
 create schema if not exists calibration;
--- Parameter sets written by `pulse calibrate homepos` (pulse/calibrate_homepos.py has the same DDL).
+-- Parameter sets written by `pulse calibrate homepos` (src/pisa_pulse/indices/calibrate.py has the same DDL).
 create table if not exists calibration.homepos_params (
     cnt text not null,
     version integer not null,
@@ -281,7 +281,7 @@ create table if not exists calibration.homepos_params (
     note text,
     primary key (cnt, version, item)
 );
--- Countries whose rows were rescored (pulse/rescore.py has the same DDL); country_index_state
+-- Countries whose rows were rescored (src/pisa_pulse/indices/rescore.py has the same DDL); country_index_state
 -- recomputes them and empties the table.
 create table if not exists calibration.rescored_countries (
     cnt text not null,

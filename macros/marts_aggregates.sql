@@ -210,7 +210,7 @@ previous_marks as (
 ),
 
 -- countries with tombstones the state has not applied yet (and, with `rescored`, countries
--- whose rows were scored again: pulse/rescore.py): recomputed from scratch
+-- whose rows were scored again: src/pisa_pulse/indices/rescore.py): recomputed from scratch
 recomputed_countries as (
     select tombstones.cnt
     from tombstones

@@ -1,13 +1,13 @@
 {#-
     The lock that makes dbt's run of int_student_indices and the real-time loop's
-    incremental step of the same model (pulse/realtime/advance.py) exclude each other.
+    incremental step of the same model (src/pisa_pulse/realtime/advance.py) exclude each other.
     The loop only tries it (and skips a turn); dbt waits for it.
 -#}
 {% macro student_indices_lock() -%}
     select pg_advisory_xact_lock(hashtext('pulse.int_student_indices'))
 {%- endmacro %}
 
-{#- Pre-hook of country_index_state: while it runs, no rescore (pulse/rescore.py) can queue a
+{#- Pre-hook of country_index_state: while it runs, no rescore (src/pisa_pulse/indices/rescore.py) can queue a
     country, so its post-hook may empty calibration.rescored_countries without losing one. -#}
 {% macro country_state_lock() -%}
     select pg_advisory_xact_lock(hashtext('pulse.country_index_state'))

@@ -11,11 +11,11 @@ import tempfile
 import uuid
 from pathlib import Path
 
-import psycopg2
 import pytest
 
-from pulse import config
-from pulse.cluster import Cluster, find_pg_bin, free_port
+from pisa_pulse.core import config
+from pisa_pulse.core.cluster import Cluster, find_pg_bin, free_port
+from tests.support.databases import create_database
 
 
 @pytest.fixture(scope="session")
@@ -27,22 +27,12 @@ def pg_server(tmp_path_factory) -> str:
         return
     # Outside pytest's tmp rotation: a concurrent pytest run may delete old basetemps.
     home = Path(tempfile.mkdtemp(prefix="pulse-test-pg-"))
-    # Fast settings (fsync off): see pulse.cluster.FAST_SETTINGS.
+    # Fast settings (fsync off): see pisa_pulse.core.cluster.FAST_SETTINGS.
     cluster = Cluster(home / "pg", free_port(), find_pg_bin(), durable=False)
     cluster.start()
     yield f"postgresql://postgres@127.0.0.1:{cluster.port}"
     cluster.destroy()
     shutil.rmtree(home, ignore_errors=True)
-
-
-def create_database(server: str, name: str) -> str:
-    conn = psycopg2.connect(f"{server}/postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'drop database if exists "{name}" with (force)')
-        cur.execute(f'create database "{name}"')
-    conn.close()
-    return f"{server}/{name}"
 
 
 @pytest.fixture
@@ -72,4 +62,9 @@ def pulse_env(pg_server, tmp_path, monkeypatch):
     return settings
 
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+def pytest_collection_modifyitems(config, items):
+    """Tests that need the PostgreSQL server are `integration`; `make test-fast` skips them
+    (and the browser and slow ones) for a unit-only run in seconds."""
+    for item in items:
+        if "pg_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)

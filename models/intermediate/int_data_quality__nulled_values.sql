@@ -1,4 +1,4 @@
-{#- Refreshed by `pulse run`'s slow build job (pulse/realtime/cli.py names it): the shipped
+{#- Refreshed by `pulse run`'s slow build job (src/pisa_pulse/cli/realtime.py names it): the shipped
     loop never refreshed it and the data-quality mart stayed empty. -#}
 {{
     config(

@@ -21,7 +21,7 @@
 -- The per-student indices, materialised incrementally on the warehouse load order. Rows
 -- tombstoned after they were copied here are removed by the post-hook. Between dbt ticks
 -- `pulse run` applies the same incremental step after every loader tick
--- (pulse/realtime/advance.py), so each row's indices are computed once and the serving
+-- (src/pisa_pulse/realtime/advance.py), so each row's indices are computed once and the serving
 -- views read the tail from here; the pre-hook's lock keeps the two apart.
 
 with

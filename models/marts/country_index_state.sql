@@ -6,7 +6,7 @@
       _deleted_seq_mark = max(_load_seq) of the tombstones applied.
     A country with tombstones newer than _deleted_seq_mark is recomputed from scratch, and so
     is a country whose rows were rescored after a calibration (queued in
-    calibration.rescored_countries by pulse/rescore.py; the pre-hook's lock keeps the queue
+    calibration.rescored_countries by src/pisa_pulse/indices/rescore.py; the pre-hook's lock keeps the queue
     still while the post-hook empties it); every other country adds its new rows. Rows
     tombstoned after int_student_indices' own post-hook ran are left out by the anti-join, so
     the state never counts a removed row.

@@ -1,0 +1,1 @@
+"""The shared kernel: configuration, the codebook, PostgreSQL clusters, dbt, warehouse names."""

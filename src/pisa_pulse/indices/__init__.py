@@ -1,0 +1,1 @@
+"""The index science: HOMEPOS model, fit and calibration, learned parameters, codebook seed."""

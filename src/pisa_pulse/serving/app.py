@@ -1,0 +1,61 @@
+"""The Datasette application that serves the published SQLite file, with PISA Pulse settings."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import yaml
+from datasette.app import Datasette
+from datasette.database import Database
+
+from pisa_pulse.serving.forage_plugin import DATABASE
+from pisa_pulse.serving.health import Thresholds
+from pisa_pulse.serving.publisher import ensure_sqlite
+
+METADATA = Path(__file__).resolve().parent / "metadata.yml"
+
+SETTINGS = {
+    # Forage polls every second: Datasette's default max-age=5 would serve stale numbers.
+    "default_cache_ttl": 0,
+    # Analysts' SQL: read-only connections (mode=ro), stopped after one second.
+    "sql_time_limit_ms": 1000,
+    "facet_time_limit_ms": 200,
+    # The file changes under Datasette's feet: a download could be torn; the marts are small
+    # enough to export as CSV/JSON instead.
+    "allow_download": False,
+    "max_returned_rows": 5000,
+}
+
+
+def load_metadata() -> dict:
+    return yaml.safe_load(METADATA.read_text())
+
+
+def make_datasette(sqlite_path: str | Path) -> Datasette:
+    """Datasette over `sqlite_path` (created empty if missing), named `pulse`, read-only."""
+    sqlite_path = Path(sqlite_path)
+    ensure_sqlite(sqlite_path)
+    ds = Datasette(metadata=load_metadata(), settings=SETTINGS)
+    # The health thresholds, read now so that a bad environment variable stops the start.
+    ds._pulse_thresholds = Thresholds.from_env()
+    # is_mutable: the file changes (never `immutable`); Datasette reads it with mode=ro.
+    ds.add_database(Database(ds, path=str(sqlite_path), is_mutable=True), name=DATABASE)
+    return ds
+
+
+def serve(sqlite_path: str | Path, host: str, port: int, ssl_keyfile=None, ssl_certfile=None):
+    import uvicorn
+
+    ds = make_datasette(sqlite_path)
+    asyncio.run(ds.invoke_startup())
+    uvicorn.run(
+        ds.app(),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        ssl_keyfile=ssl_keyfile,
+        ssl_certfile=ssl_certfile,
+    )

@@ -1,0 +1,1 @@
+"""What the tests share: worlds built on the session's PostgreSQL server, and their helpers."""

@@ -1,0 +1,17 @@
+"""Databases on the test server (the session's `pg_server` fixture, tests/conftest.py)."""
+
+from __future__ import annotations
+
+import psycopg2
+
+from pisa_pulse.core.config import REPO_ROOT  # noqa: F401 - the checkout, for tests' data paths
+
+
+def create_database(server: str, name: str) -> str:
+    conn = psycopg2.connect(f"{server}/postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'drop database if exists "{name}" with (force)')
+        cur.execute(f'create database "{name}"')
+    conn.close()
+    return f"{server}/{name}"
