@@ -220,7 +220,7 @@ recomputed_countries as (
     union
 
     select rescored.cnt
-    from {{ source('calibration', 'rescored_countries') }} as rescored
+    from {{ ref('stg_calibration__rescored_countries') }} as rescored
     {%- endif %}
 ),
 
@@ -238,4 +238,25 @@ changed_students as (
     from students
     where students.cnt in (select recomputed_countries.cnt from recomputed_countries)
 ),
+{%- endmacro %}
+
+
+{#-
+    The physical queue table calibration.rescored_countries, for the post-hook of
+    country_index_state that empties it. A DELETE needs the table itself, not the staging
+    view the model reads it through (stg_calibration__rescored_countries), and only staging
+    calls source() (lineage: source -> staging -> marts). So the table is named from its
+    source definition in the graph (_calibration__sources.yml stays the one place that names
+    it), without a source() call that would add a source -> mart edge. At parse time the
+    graph may not hold sources yet; the hook only runs at execution.
+-#}
+{% macro rescored_countries_queue() -%}
+    {%- set node = graph.sources.get('source.' ~ project_name ~ '.calibration.rescored_countries') if execute else none -%}
+    {%- if node is not none -%}
+        {{ api.Relation.create(database=node.database, schema=node.schema, identifier=node.identifier) }}
+    {%- elif execute -%}
+        {{ exceptions.raise_compiler_error('source calibration.rescored_countries is not declared') }}
+    {%- else -%}
+        calibration.rescored_countries
+    {%- endif -%}
 {%- endmacro %}

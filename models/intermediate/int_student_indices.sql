@@ -12,7 +12,7 @@
         pre_hook="{{ student_indices_lock() }}",
         post_hook=[
             "delete from {{ this }} as t
-            using {{ source('pisa', 'responses_deleted') }} as d
+            using {{ ref('stg_loader__responses_deleted') }} as d
             where d.cnt = t.cnt and d.id = t.id and d._load_seq > t._load_seq",
         ],
     )

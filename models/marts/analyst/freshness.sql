@@ -4,7 +4,7 @@
     poll is in raw.responses, and the serving views read raw through the tail, so this is also
     the age of what Forage is served (publisher aside). The `overall` row is the worst source.
 -#}
-{{ config(materialized='view', tags=['serving']) }}
+{{ config(tags=['serving']) }}
 
 with
 

@@ -10,18 +10,17 @@
     still while the post-hook empties it); every other country adds its new rows. Rows
     tombstoned after int_student_indices' own post-hook ran are left out by the anti-join, so
     the state never counts a removed row.
+    The queue is read through stg_calibration__rescored_countries; the post-hook that empties
+    it must name the physical table (a DELETE cannot go through the staging view), which the
+    macro rescored_countries_queue() takes from the source definition (macros/marts_aggregates.sql).
 -#}
 {{
     config(
-        materialized='incremental',
         unique_key='cnt',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-        tags=['realtime'],
         pre_hook="{{ country_state_lock() }}",
         post_hook=[
             "delete from {{ this }} where submissions = 0",
-            "delete from {{ source('calibration', 'rescored_countries') }}",
+            "delete from {{ rescored_countries_queue() }}",
             "{{ realtime_state_table_options() }}",
         ],
     )

@@ -1,5 +1,5 @@
 {#- One row per country: submissions, the country means and how many values are official. -#}
-{{ config(materialized='view', tags=['serving']) }}
+{{ config(tags=['serving']) }}
 {%- set indices = marts_state_indices() %}
 
 with

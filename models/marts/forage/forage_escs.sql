@@ -1,5 +1,3 @@
-{{ config(materialized='view', tags=['serving']) }}
-
 with
 
 {{ marts_state_plus_tail_ctes(['escs']) }},

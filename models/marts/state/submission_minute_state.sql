@@ -8,11 +8,7 @@
 -#}
 {{
     config(
-        materialized='incremental',
         unique_key=['cnt', 'minute_start'],
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-        tags=['realtime'],
         indexes=[
             {'columns': ['cnt', 'minute_start'], 'unique': true},
             {'columns': ['minute_start']},

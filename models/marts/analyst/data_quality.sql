@@ -1,5 +1,5 @@
 {#- Values the staging model set to NULL, by country, column and reason (for analysts). -#}
-{{ config(materialized='view', tags=['serving']) }}
+{{ config(tags=['serving']) }}
 
 with
 

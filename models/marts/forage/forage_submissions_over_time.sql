@@ -1,5 +1,3 @@
-{{ config(materialized='view', tags=['serving']) }}
-
 with
 
 minute_state as (
