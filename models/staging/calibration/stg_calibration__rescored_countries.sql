@@ -1,4 +1,4 @@
--- The queue of countries whose rows were rescored after a calibration (pulse/rescore.py):
+-- The queue of countries whose rows were rescored after a calibration (src/pisa_pulse/indices/rescore.py):
 -- country_index_state recomputes them and its post-hook empties the queue.
 
 with
