@@ -1,7 +1,7 @@
 """`dbt build` (every model and data test) and `dbt docs generate` succeed on the real rows,
 and the marts agree with references computed outside them.
 
-The weighted country means are checked against seeds/sample_means_fra_ita_mex.csv: weighted
+The weighted country means are checked against tests/fixtures/sample_means_fra_ita_mex.csv: weighted
 means of the official values of the same students, computed with the R package Rrepest.
 """
 
@@ -15,7 +15,7 @@ import pytest
 from pisa_pulse.loader.raw_fixture import REPO_ROOT, pool_rows
 from tests.support.marts_world import MartsWorld
 
-SAMPLE_MEANS = REPO_ROOT / "seeds" / "sample_means_fra_ita_mex.csv"
+SAMPLE_MEANS = REPO_ROOT / "tests" / "fixtures" / "sample_means_fra_ita_mex.csv"
 FORAGE_VIEWS = {
     "forage_submissions",
     "forage_submissions_over_time",

@@ -66,7 +66,8 @@ _DIGIT_ZEROS = (0xFF10, 0x0660, 0x06F0, 0x0966)  # full-width, Arabic-Indic, Per
 _INTEGER = re.compile(r"-?\d+")
 _NUMBER = re.compile(r"-?\d*\.?\d+")
 _SPSS_CODES = {".V", ".N", ".I", ".M"}
-# Field width -> SPSS missing codes (not applicable, invalid, no response): seeds/missing_codes.csv
+# Field width -> SPSS missing codes (not applicable, invalid, no response):
+# docs/reference/missing_codes.csv
 _MISSING_BY_WIDTH = {
     1: ("7", "8", "9"),
     2: ("97", "98", "99"),
