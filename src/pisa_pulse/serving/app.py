@@ -9,6 +9,8 @@ import yaml
 from datasette.app import Datasette
 from datasette.database import Database
 
+from pisa_pulse.core import config
+from pisa_pulse.serving.dbt_docs import target_dir
 from pisa_pulse.serving.forage_plugin import DATABASE
 from pisa_pulse.serving.health import Thresholds
 from pisa_pulse.serving.publisher import ensure_sqlite
@@ -32,13 +34,17 @@ def load_metadata() -> dict:
     return yaml.safe_load(METADATA.read_text())
 
 
-def make_datasette(sqlite_path: str | Path) -> Datasette:
-    """Datasette over `sqlite_path` (created empty if missing), named `pulse`, read-only."""
+def make_datasette(sqlite_path: str | Path, dbt_docs_dir: str | Path | None = None) -> Datasette:
+    """Datasette over `sqlite_path` (created empty if missing), named `pulse`, read-only.
+
+    `dbt_docs_dir`: the folder served at /dbt-docs/ (default: where the `docs` job writes,
+    serving/dbt_docs.py `target_dir`)."""
     sqlite_path = Path(sqlite_path)
     ensure_sqlite(sqlite_path)
     ds = Datasette(metadata=load_metadata(), settings=SETTINGS)
     # The health thresholds, read now so that a bad environment variable stops the start.
     ds._pulse_thresholds = Thresholds.from_env()
+    ds._pulse_dbt_docs = Path(dbt_docs_dir) if dbt_docs_dir else target_dir(config.home())
     # is_mutable: the file changes (never `immutable`); Datasette reads it with mode=ro.
     ds.add_database(Database(ds, path=str(sqlite_path), is_mutable=True), name=DATABASE)
     return ds

@@ -9,6 +9,8 @@ Routes (all GET, all read-only):
   /forage/                                the five URLs
   /-/pulse-health                         200 while the data are fresh, 503 and why if not
   /dashboard                              the five charts drawn as Forage does, live
+  /country/<CNT>, /country/               a page per country for analysts (country_page.py)
+  /dbt-docs/                              the dbt docs the `docs` job generates (dbt_docs.py)
 
 Every /forage/ answer from a publication carries `Last-Modified` and `X-Pulse-Published-At`
 (that publication) and `X-Pulse-Data-Age` (seconds, by the server's clock; serving/health.py).
@@ -29,7 +31,7 @@ from urllib.parse import parse_qs
 from datasette import hookimpl
 from datasette.utils.asgi import Response
 
-from pisa_pulse.serving import forage
+from pisa_pulse.serving import country_page, dbt_docs, forage
 from pisa_pulse.serving.health import Publication, Thresholds, report
 from pisa_pulse.serving.publisher import PUBLICATION_TABLE
 from pisa_pulse.serving.reader import PublishedTables, TableMissing
@@ -200,6 +202,8 @@ def register_routes():
     return [
         (r"^/dashboard/?$", dashboard),
         (r"^/-/pulse/(?P<path>.+)$", static_file),
+        *country_page.ROUTES,  # /country/<CNT>: a page per country for analysts
+        *dbt_docs.ROUTES,  # /dbt-docs/: the docs job's dbt documentation
     ]
 
 

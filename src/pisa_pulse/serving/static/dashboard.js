@@ -392,7 +392,13 @@
     table.selectAll("thead").data([head]).join("thead").selectAll("tr").data((d) => [d]).join("tr")
       .selectAll("th").data((d) => d).join("th").attr("scope", "col").text((d) => d);
     table.selectAll("tbody").data([rows]).join("tbody").selectAll("tr").data((d) => d, (r) => r[1] ?? r[0]).join("tr")
-      .selectAll("td").data((d) => d).join("td").text((d) => d);
+      .selectAll("td").data((d) => d.map((v, i) => [v, head[i]])).join("td")
+      .each(function ([v, col]) {
+        // The country code links to the country's page (/country/<CNT>).
+        if (col === "code") d3.select(this).selectAll("a").data([v]).join("a")
+          .attr("href", (c) => `/country/${encodeURIComponent(c)}`).text((c) => c);
+        else d3.select(this).text(v);
+      });
   }
   for (const details of document.querySelectorAll("details.table-view")) {
     details.addEventListener("toggle", () => renderTable(CHARTS.find((c) => c.key === details.dataset.chart)));
