@@ -24,11 +24,10 @@ def _jobs(args: argparse.Namespace, home: Path):
 
     jobs = []
     if args.build_every > 0:
-        # Tests of every model, the slow marts and the data-quality counts (incremental).
-        # Not a full rebuild: rebuilding the tables the serving views read would drop those
-        # views (cascade) under the publisher.
-        selection = ["tag:slow", "int_data_quality__nulled_values", "test_type:data"]
-        jobs.append(Job("test", dbt("test", "build", "--select", *selection, "test_type:unit"),
+        # Tests of every model, the slow marts, the data-quality counts (incremental) and the
+        # snapshots: selector `slow` (selectors.yml). Not a full rebuild: rebuilding the tables
+        # the serving views read would drop those views (cascade) under the publisher.
+        jobs.append(Job("test", dbt("test", "build", "--selector", "slow"),
                         args.build_every, 120))  # fmt: skip
     if args.check_every > 0:
         jobs.append(Job("check", pulse_argv("check", "--wait", "0"), args.check_every, 300))

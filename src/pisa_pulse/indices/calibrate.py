@@ -198,7 +198,7 @@ def refresh_params_model(warehouse_url: str, dbt_dir: Path | None = None) -> Non
     with tempfile.TemporaryDirectory(prefix="pulse_calibrate_") as tmp:
         base = Path(dbt_dir or tmp)
         run_dbt(
-            ["run", "--select", "int_homepos_params", "--quiet"],
+            ["run", "--selector", "calibration", "--quiet"],  # int_homepos_params
             warehouse_url,
             target_path=base / "target",
             log_path=base / "logs",

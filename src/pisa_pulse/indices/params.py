@@ -67,8 +67,8 @@ def learned_csv(url: str, table: LearnedTable) -> str:
 def learn(url: str, out_dir: Path = SEEDS_DIR, *, build_views: bool = True, progress=print) -> dict:
     """Learn every table from the warehouse at `url` into `out_dir`; {seed: rows written}."""
     if build_views:
-        progress("building the learning views (dbt run --select tag:learning) …")
-        run_dbt(["run", "--select", "tag:learning"], url)
+        progress("building the learning views (dbt run --selector learning) …")
+        run_dbt(["run", "--selector", "learning"], url)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
     for table in LEARNED_TABLES:
