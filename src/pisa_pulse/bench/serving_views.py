@@ -29,6 +29,7 @@ from pisa_pulse.bench import common
 from pisa_pulse.core.cluster import Cluster, find_pg_bin, free_port
 from pisa_pulse.core.config import REPO_ROOT
 from pisa_pulse.core.dbt import run_dbt
+from pisa_pulse.loader.columns import LOADER_MANAGED
 
 HELP = "serving views (state + tail): query time at 10k and 600k rows must not grow"
 VIEWS = (
@@ -38,7 +39,7 @@ VIEWS = (
     "forage_escs",
     "forage_early_education_belonging",
 )
-KEY_COLUMNS = ("cnt", "id", "created_at", "_loaded_at", "_load_seq")
+KEY_COLUMNS = LOADER_MANAGED  # cnt, id, created_at, _loaded_at, _load_seq
 COPY_ID_STRIDE = 1_000_000  # copy k of real row i gets id k * stride + i
 
 

@@ -13,7 +13,8 @@ SOURCES_YML = REPO_ROOT / "models" / "staging" / "pisa" / "_pisa__sources.yml"
 
 _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser is ~20x faster
 
-# Written by the loader itself, never copied from a source column.
+# Written by the loader itself, never copied from a source column. The one copy: raw_fixture
+# and the benchmarks import it (macros/staging/pisa_codebook.sql keeps a Jinja list, as SQL must).
 LOADER_MANAGED = ("cnt", "id", "created_at", "_loaded_at", "_load_seq")
 
 

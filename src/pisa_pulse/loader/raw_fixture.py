@@ -18,15 +18,13 @@ import yaml
 from psycopg2.extras import execute_values
 
 from pisa_pulse.core.config import REPO_ROOT
+from pisa_pulse.loader.columns import LOADER_MANAGED, SOURCES_YML
 from pisa_pulse.loader.schema import RAW_DDL
 
-SOURCES_YML = REPO_ROOT / "models" / "staging" / "pisa" / "_pisa__sources.yml"
 POOL_CSV = REPO_ROOT / "data" / "pisa2018" / "students_fra_ita_mex.csv.gz"
 DATA_DIR = REPO_ROOT / "data" / "pisa2018"
 MISSING_CODES_CSV = DATA_DIR / "students_fra_ita_mex_with_missing_codes.csv.gz"
 
-# Columns the loader writes itself; every other declared column is a TEXT copy of the source.
-LOADER_COLUMNS = ("cnt", "id", "created_at", "_loaded_at", "_load_seq")
 _WHOLE_FLOAT = re.compile(r"^(-?\d+)\.0+$")
 
 
@@ -38,7 +36,7 @@ def declared_columns() -> list[tuple[str, str]]:
     table = next(t for t in source["tables"] if t["name"] == "responses")
     out = []
     for col in table["columns"]:
-        if col["name"] in LOADER_COLUMNS:
+        if col["name"] in LOADER_MANAGED:
             continue
         meta = col.get("meta") or {}
         out.append((col["name"], meta.get("pisa_variable", col["name"].upper())))
