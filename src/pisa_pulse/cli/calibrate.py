@@ -9,17 +9,32 @@ from pisa_pulse.core import config
 
 
 def cmd_calibrate_homepos(args: argparse.Namespace) -> int:
+    from pisa_pulse.cli import progress
     from pisa_pulse.indices.calibrate import calibrate_homepos
 
     countries = [c.strip().upper() for c in args.countries.split(",")] if args.countries else None
-    report = calibrate_homepos(
-        args.url or config.load(),
-        countries=countries,
-        min_rows=args.min_rows,
-        min_official=args.min_official,
-        growth=args.growth,
-        refresh=not args.no_refresh,
-    )
+    bar = progress.bar(args.progress, desc="calibrate homepos", unit="country")
+
+    def advance(cnt: str, done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(cnt)  # refreshes the bar
+
+    try:
+        report = calibrate_homepos(
+            args.url or config.load(),
+            countries=countries,
+            min_rows=args.min_rows,
+            min_official=args.min_official,
+            growth=args.growth,
+            refresh=not args.no_refresh,
+            progress=advance,
+        )
+        if bar.total:
+            bar.n = bar.total
+            bar.set_postfix_str("done")
+    finally:
+        bar.close()
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
         return 0
@@ -36,6 +51,7 @@ def cmd_calibrate_homepos(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
+    from pisa_pulse.cli import progress
     from pisa_pulse.indices.calibrate import DEFAULT_GROWTH, DEFAULT_MIN_OFFICIAL, DEFAULT_MIN_ROWS
 
     p = subparsers.add_parser("calibrate", help="slow parameter jobs (HOMEPOS country blocks)")
@@ -55,4 +71,5 @@ def register(subparsers) -> None:
     )
     h.add_argument("--no-refresh", action="store_true", help="do not rebuild int_homepos_params")
     h.add_argument("--json", action="store_true", help="machine-readable report")
+    progress.add_argument(h)
     h.set_defaults(func=cmd_calibrate_homepos)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import sys
 import time
 
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from pisa_pulse.cli import progress
 from pisa_pulse.core import config
 
 log = logging.getLogger("loader")
@@ -19,6 +23,48 @@ def _positive_interval(text: str) -> float:
     if value < 0.1:
         raise argparse.ArgumentTypeError("the interval must be at least 0.1 s")
     return value
+
+
+def _source_rows(settings, cnt: str) -> int:
+    """About how many rows the source holds: the planner's estimate (free), else a count."""
+    import psycopg2
+
+    conn = psycopg2.connect(settings.source_url(cnt), connect_timeout=3)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "select reltuples::bigint from pg_class where oid = 'public.responses'::regclass"
+            )
+            estimate = cur.fetchone()[0]
+            if estimate is None or estimate < 0:  # never analysed
+                cur.execute("select count(*) from public.responses")
+                estimate = cur.fetchone()[0]
+            return int(estimate)
+    finally:
+        conn.close()
+
+
+def estimate_backlog(settings, sources: list[str]) -> int | None:
+    """Rows still to copy, about: the sources' sizes minus what raw.loader_sources says is
+    loaded. Read once by the CLI for the progress bar, never by the loader's tick."""
+    import psycopg2
+
+    try:
+        total = sum(_source_rows(settings, cnt) for cnt in sources)
+        conn = psycopg2.connect(settings.warehouse_url, connect_timeout=3)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "select coalesce(sum(rows_loaded - coalesce(rows_deleted, 0)), 0)"
+                    " from raw.loader_sources where cnt = any(%s)",
+                    (sources,),
+                )
+                loaded = int(cur.fetchone()[0])
+        finally:
+            conn.close()
+    except psycopg2.Error:
+        return None  # a bar without an ETA is better than no load
+    return max(0, total - loaded)
 
 
 def cmd_load(args: argparse.Namespace) -> int:
@@ -48,6 +94,13 @@ def cmd_load(args: argparse.Namespace) -> int:
     backoff = 0.0
     last_report = time.monotonic()
     loaded = 0
+    # --once: a bar with rate and ETA (rows), when asked for or on a terminal.
+    bar = None
+    quiet_logs = contextlib.ExitStack()
+    if args.once and progress.enabled(args.progress):
+        bar = progress.bar(args.progress, desc="pulse load", unit=" rows", unit_scale=True)
+        # Log lines are written above the bar instead of through it.
+        quiet_logs.enter_context(logging_redirect_tqdm())
     try:
         while not stopping:
             started = time.monotonic()
@@ -55,8 +108,19 @@ def cmd_load(args: argparse.Namespace) -> int:
                 result = loader.tick()
                 backoff = 0.0
                 loaded += result.total_rows
+                if bar is not None:
+                    if bar.total is None and loader.sources:
+                        remaining = estimate_backlog(settings, loader.sources)
+                        if remaining is not None:
+                            bar.total = loaded + remaining
+                    bar.update(result.total_rows)
+                    if bar.total is not None and bar.n > bar.total:
+                        bar.total = bar.n
                 if args.once and not result.total_rows and not result.pending:
                     loaded += loader.reconcile().total_rows
+                    if bar is not None:
+                        bar.total = bar.n = loaded
+                        bar.close()
                     print(f"loaded {loaded} rows from {len(loader.sources)} sources")
                     return 0
                 if args.once:
@@ -73,6 +137,9 @@ def cmd_load(args: argparse.Namespace) -> int:
             # A slow tick is followed at once by the next one.
             time.sleep(max(0.0, args.interval - (time.monotonic() - started)))
     finally:
+        if bar is not None:
+            bar.close()
+        quiet_logs.close()
         loader.close()
     return 0
 
@@ -101,6 +168,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sources", help="comma-separated codes (default: PULSE_SOURCES or discover)")
     p.add_argument("--sources-yml", help="dbt sources YAML declaring the columns (default: repo's)")
     p.add_argument("-v", "--verbose", action="store_true")
+    progress.add_argument(p)
     p.set_defaults(func=cmd_load)
 
 

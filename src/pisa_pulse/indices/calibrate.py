@@ -282,8 +282,12 @@ def calibrate_homepos(
     growth: float = DEFAULT_GROWTH,
     refresh: bool = True,
     dbt_dir: Path | None = None,
+    progress=None,
 ) -> CalibrationReport:
     """Calibrate every country that needs a block (or just `countries`); see the module doc.
+
+    `progress(cnt, done, total)`, if given, is called before each country (`done` countries
+    of `total` finished).
 
     Countries named explicitly are calibrated even when they have a seed block (the seed
     still wins in int_homepos_params unless the dbt var `homepos_hidden_blocks` hides it).
@@ -299,7 +303,9 @@ def calibrate_homepos(
         conn.commit()
         previous = _previous(conn)
         data = load_country_data(conn, countries)
-        for cnt in sorted(data):
+        for done, cnt in enumerate(sorted(data)):
+            if progress is not None:
+                progress(cnt, done, len(data))
             d = data[cnt]
             outcome = CountryOutcome(cnt, "", n_rows=d.n_scorable, n_official=d.n_official)
             report.countries.append(outcome)
