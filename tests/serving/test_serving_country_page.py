@@ -189,6 +189,9 @@ def test_page_escapes_published_text(world, tmp_path):
     src.backup(dst)
     src.close()
     dst.execute("update data_quality set column_name = ? where country = 'FRA'", (HOSTILE,))
+    # A mart published later, with a `country` column, shows without a change to the page.
+    dst.execute("create table country_extra (country text, widgets real)")
+    dst.execute("insert into country_extra values ('FRA', 2.5), ('ITA', 9.0)")
     dst.commit()
     dst.close()
     client = Client(make_datasette(copy))
@@ -197,6 +200,8 @@ def test_page_escapes_published_text(world, tmp_path):
     finally:
         client.close()
     assert HOSTILE not in page
+    extra = re.search(r'<table data-table="country_extra">.*?</table>', page, re.S).group(0)
+    assert "<td>FRA</td><td>2.500</td>" in extra and "ITA" not in extra
     assert html.escape(HOSTILE) in page or "&lt;script&gt;" in page
 
 

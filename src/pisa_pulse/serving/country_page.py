@@ -92,7 +92,7 @@ async def _published(db) -> dict[str, list[str]]:
 
 
 def _title(datasette, table: str) -> str:
-    meta = datasette.metadata(database=DATABASE, table=table) or {}
+    meta = datasette.metadata(database=DATABASE, table=table, fallback=False) or {}
     return meta.get("title") or table
 
 
