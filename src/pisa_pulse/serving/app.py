@@ -30,6 +30,16 @@ SETTINGS = {
 }
 
 
+def _quiet_datasette_errors() -> None:
+    """Datasette 0.65's default error handler prints a rich traceback (with locals) for every
+    error page when `rich` is installed (it is, for dbt), and raises ValueError instead of
+    answering when the error is not being handled (a 404 for an unknown route, e.g. a POST to
+    /pulse/<table>/-/insert). Error pages need no traceback: turn that printing off."""
+    from datasette import handle_exception
+
+    handle_exception.rich = None
+
+
 def load_metadata() -> dict:
     return yaml.safe_load(METADATA.read_text())
 
@@ -41,6 +51,7 @@ def make_datasette(sqlite_path: str | Path, dbt_docs_dir: str | Path | None = No
     serving/dbt_docs.py `target_dir`)."""
     sqlite_path = Path(sqlite_path)
     ensure_sqlite(sqlite_path)
+    _quiet_datasette_errors()
     ds = Datasette(metadata=load_metadata(), settings=SETTINGS)
     # The health thresholds, read now so that a bad environment variable stops the start.
     ds._pulse_thresholds = Thresholds.from_env()
