@@ -32,7 +32,7 @@ SETTINGS = {
 
 def _quiet_datasette_errors() -> None:
     """Datasette 0.65's default error handler prints a rich traceback (with locals) for every
-    error page when `rich` is installed (it is, for dbt), and raises ValueError instead of
+    error page when `rich` is installed (requirements.lock has it), and raises ValueError instead of
     answering when the error is not being handled (a 404 for an unknown route, e.g. a POST to
     /pulse/<table>/-/insert). Error pages need no traceback: turn that printing off."""
     from datasette import handle_exception
