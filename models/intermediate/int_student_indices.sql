@@ -10,11 +10,7 @@
             {'columns': ['_load_seq']},
         ],
         pre_hook="{{ student_indices_lock() }}",
-        post_hook=[
-            "delete from {{ this }} as t
-            using {{ ref('stg_loader__responses_deleted') }} as d
-            where d.cnt = t.cnt and d.id = t.id and d._load_seq > t._load_seq",
-        ],
+        post_hook="{{ student_indices_drop_tombstoned() }}",
     )
 }}
 

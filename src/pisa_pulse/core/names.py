@@ -1,5 +1,7 @@
 """The warehouse's names the Python side uses: the per-student indices table and view, and
-the advisory locks the dbt models' hooks take too (macros/realtime.sql).
+the functions the dbt models' hooks call too (created by the on-run-start hook
+`realtime_create_objects` in macros/realtime.sql, which owns their SQL: the advisory locks and
+the tombstone step).
 
 One module, so the loop's advance (realtime/advance.py) and the rescore after a calibration
 (indices/rescore.py) name the same objects without importing each other.
@@ -10,14 +12,13 @@ from __future__ import annotations
 TABLE = "intermediate.int_student_indices"
 VIEW = "intermediate.int_student_indices_live"
 KEY = ("cnt", "id")
-# The lock the model's pre-hook takes too (macro student_indices_lock in macros/realtime.sql).
-TRY_INDICES_LOCK_SQL = "select pg_try_advisory_xact_lock(hashtext('pulse.int_student_indices'))"
+# The lock the model's pre-hook waits for; the loop only tries it (true: taken).
+TRY_INDICES_LOCK_SQL = "select intermediate.pulse_try_lock_student_indices()"
+INDICES_LOCK_SQL = "select intermediate.pulse_lock_student_indices()"
+# The lock country_index_state's pre-hook takes.
+STATE_LOCK_SQL = "select intermediate.pulse_lock_country_state()"
 # The model's post-hook: a row removed from a source after it was copied here goes away.
-DROP_TOMBSTONED_SQL = f"""
-delete from {TABLE} as t
-using raw.responses_deleted as d
-where d.cnt = t.cnt and d.id = t.id and d._load_seq > t._load_seq
-"""
+DROP_TOMBSTONED_SQL = "select intermediate.pulse_drop_tombstoned_student_indices()"
 
 
 def columns_of(cur, qualified: str) -> list[str]:

@@ -26,11 +26,15 @@ import time
 
 import psycopg2
 
-from pisa_pulse.core.names import DROP_TOMBSTONED_SQL, TABLE, VIEW, columns_of
+from pisa_pulse.core.names import (
+    DROP_TOMBSTONED_SQL,
+    INDICES_LOCK_SQL,
+    STATE_LOCK_SQL,
+    TABLE,
+    VIEW,
+    columns_of,
+)
 
-INDICES_LOCK = "select pg_advisory_xact_lock(hashtext('pulse.int_student_indices'))"
-# The lock the state model's pre-hook takes (macro country_state_lock in macros/realtime.sql).
-STATE_LOCK = "select pg_advisory_xact_lock(hashtext('pulse.country_index_state'))"
 # Same DDL as the on-run-start hook (macros/homepos.sql), so a rescore works before dbt ran.
 QUEUE_DDL = """
 create schema if not exists calibration;
@@ -48,7 +52,7 @@ def rescore_country(conn, cnt: str) -> int:
         if not table or not view:
             return 0  # dbt has not built the model yet: nothing was scored
         cols = ", ".join(f'"{c}"' for c in view if c in table)
-        cur.execute(INDICES_LOCK)
+        cur.execute(INDICES_LOCK_SQL)
         cur.execute(f"select coalesce(max(_load_seq), 0) from {TABLE}")
         (mark,) = cur.fetchone()
         cur.execute(f"delete from {TABLE} where cnt = %s and _load_seq <= %s", (cnt, mark))
@@ -59,7 +63,7 @@ def rescore_country(conn, cnt: str) -> int:
         )
         rescored = cur.rowcount
         cur.execute(DROP_TOMBSTONED_SQL)
-        cur.execute(STATE_LOCK)
+        cur.execute(STATE_LOCK_SQL)
         cur.execute("insert into calibration.rescored_countries (cnt) values (%s)", (cnt,))
     return rescored
 
