@@ -8,6 +8,7 @@ means of the official values of the same students, computed with the R package R
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 
 import pytest
@@ -130,3 +131,60 @@ def test_freshness_reports_every_source_and_overall(built):
     assert rows["overall"]["lag_ms"] == max(rows[c]["lag_ms"] for c in ("FRA", "ITA", "MEX"))
     assert rows["overall"]["status"] == "degraded"
     assert rows["overall"]["tail_rows"] == 0
+
+
+def test_source_freshness_passes_with_the_indexed_query(built):
+    # Passes (exit 0; WARN after a minute: the rows were loaded when the module started)
+    result = built.dbt("source", "freshness")  # raises when dbt exits non-zero
+    assert "ERROR STALE" not in result.stdout
+    assert "freshness of pisa.responses" in result.stdout
+    sources = json.loads((built.target / "sources.json").read_text())
+    (checked,) = [r for r in sources["results"] if r["unique_id"].endswith("pisa.responses")]
+    newest = built.query("select max(_loaded_at) as t from raw.responses")[0]["t"]
+    assert checked["status"] in ("pass", "warn")
+    assert dt.datetime.fromisoformat(checked["max_loaded_at"].replace("Z", "+00:00")) == newest
+    plan = built.query(
+        "explain select _loaded_at from raw.responses order by _load_seq desc limit 1"
+    )
+    assert "responses_load_seq_idx" in " ".join(r["QUERY PLAN"] for r in plan)
+
+
+def _listed(world, *selection: str) -> list[str]:
+    out = world.dbt("ls", "--quiet", "--resource-type", "model", "--output", "name", *selection)
+    out = out.stdout
+    return sorted(line.strip() for line in out.splitlines() if line.strip())
+
+
+def test_selectors_are_the_selections_the_python_ran(built):
+    assert _listed(built, "--selector", "realtime") == _listed(
+        built, "--select", "tag:realtime", "--exclude", "int_student_indices"
+    )
+    assert _listed(built, "--selector", "realtime_with_indices") == _listed(
+        built, "--select", "tag:realtime"
+    )
+    assert _listed(built, "--selector", "slow") == _listed(
+        built, "--select", "tag:slow", "int_data_quality__nulled_values"
+    )
+    assert _listed(built, "--selector", "learning") == _listed(built, "--select", "tag:learning")
+    assert _listed(built, "--selector", "calibration") == ["int_homepos_params"]
+
+
+def test_served_marts_carry_their_meta(built):
+    manifest = json.loads((built.target / "manifest.json").read_text())
+    served = {
+        n["name"]: n["config"]["meta"]["served"]
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and "served" in n["tags"]
+    }
+    assert set(served) == FORAGE_VIEWS | {
+        "freshness",
+        "reconciliation",
+        "data_quality",
+        "country_profile",
+    }
+    for name in FORAGE_VIEWS:
+        node = manifest["nodes"][f"model.pisa_pulse.{name}"]
+        assert node["config"]["contract"]["enforced"], name
+        assert all(c["data_type"] for c in node["columns"].values()), name
+        assert served[name]["forage_path"] == "/forage/" + served[name]["chart"]
+    assert all(meta["label"] and meta["refresh"] for meta in served.values())
