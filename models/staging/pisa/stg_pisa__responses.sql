@@ -18,8 +18,8 @@ source as (
 -- of the views above still reach raw's index through `source`, and a reader's unused columns
 -- are not computed.
 -- Issue 12, measured 2026-12-02 on 5,076 distinct real rows, warm HOMEPOS cache, medians
--- (command: docs/realtime.md, "Cost of a row"): this view 0.16 → 0.043 ms a row,
--- int_student_indices_live 0.26 → 0.12 ms a row (before: two lateral steps, a regex per cell).
+-- (command: docs/realtime.md, "Cost of a row"): this view 0.203 → 0.045 ms a row,
+-- int_student_indices_live 0.247 → 0.115 ms a row (before: two lateral steps, a regex per cell).
 final as (
 
     select
