@@ -1,7 +1,7 @@
 """Advance int_student_indices between dbt ticks, so that each row's indices are computed once.
 
 The serving views are "state + tail". Before this, the tail went through the whole
-per-student index logic (int_student_indices_live: ~0.8 ms a row on this machine) in every
+per-student index logic (int_student_indices_live: then ~0.8 ms a row on this machine) in every
 serving view on every publish, so a row waiting one second for dbt was computed some thirty
 times, and at 1,000 rows/s the publisher could not keep up. Now, right after each loader
 tick, the loop runs the incremental step of dbt's own model `int_student_indices` — new rows
@@ -54,8 +54,10 @@ class StudentIndicesAdvancer:
     """Runs the incremental step of int_student_indices on its own connection.
 
     The statement is prepared once per connection: planning the live view costs 100-250 ms,
-    executing it ~0.8 ms a new row. Any error drops the connection; the next call starts over
-    (after dbt replaced the table, say), and the serving views stay exact meanwhile.
+    executing it ~0.12 ms a new row with the HOMEPOS cache warm, ~0.7 ms cold
+    (pisa_pulse.bench.live_cost, 2026-12-02; docs/realtime.md). Any error drops the
+    connection; the next call starts over (after dbt replaced the table, say), and the
+    serving views stay exact meanwhile.
     """
 
     def __init__(self, warehouse_url: str):
