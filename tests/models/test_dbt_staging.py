@@ -17,6 +17,7 @@ from collections import Counter
 import psycopg2
 import pytest
 
+from pisa_pulse.core.config import REPO_ROOT
 from pisa_pulse.loader.raw_fixture import (
     MISSING_CODES_CSV,
     create_raw_schema,
@@ -25,7 +26,7 @@ from pisa_pulse.loader.raw_fixture import (
     normalise,
     pool_rows,
 )
-from tests.support.databases import REPO_ROOT, create_database
+from tests.support.databases import create_database
 from tests.support.dbt_indices_world import make_world
 
 MESSY_OFFSET = 500_000

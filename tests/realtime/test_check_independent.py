@@ -24,8 +24,9 @@ import psycopg2
 import pytest
 
 from pisa_pulse.core import config
+from pisa_pulse.core.config import REPO_ROOT
 from pisa_pulse.realtime import independent as ind
-from tests.support.databases import REPO_ROOT, create_database
+from tests.support.databases import create_database
 
 SIMULATED = ["fra", "ita", "mex", "esp", "deu"]
 COUNTRIES = [*SIMULATED, "gbr"]

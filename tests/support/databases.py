@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import psycopg2
 
-from pisa_pulse.core.config import REPO_ROOT  # noqa: F401 - the checkout, for tests' data paths
-
 
 def create_database(server: str, name: str) -> str:
     conn = psycopg2.connect(f"{server}/postgres")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import psycopg2
 
-from pisa_pulse.core.names import (  # noqa: F401 - re-exported for the loop
+from pisa_pulse.core.names import (
     DROP_TOMBSTONED_SQL,
     KEY,
     TABLE,
