@@ -188,3 +188,10 @@ def test_served_marts_carry_their_meta(built):
         assert all(c["data_type"] for c in node["columns"].values()), name
         assert served[name]["forage_path"] == "/forage/" + served[name]["chart"]
     assert all(meta["label"] and meta["refresh"] for meta in served.values())
+
+
+def test_a_realtime_tick_builds_by_its_selector(built):
+    """What an engineer runs to reproduce one tick of the loop, with the state tables' tests."""
+    result = built.dbt("build", "--selector", "realtime")
+    assert "PASS=" in result.stdout and "ERROR=0" in result.stdout, result.stdout[-2000:]
+    assert " int_student_indices " not in result.stdout

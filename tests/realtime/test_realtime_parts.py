@@ -329,7 +329,7 @@ def test_loop_advances_before_publishing_and_dbt_leaves_the_model_to_it():
             return 4
 
     class Session:
-        exclude = "int_student_indices"
+        selector = "realtime"
 
         def tick(self):
             order.append("dbt")
@@ -350,8 +350,8 @@ def test_loop_advances_before_publishing_and_dbt_leaves_the_model_to_it():
     for _ in range(3):
         loop.tick()
     assert loop.stats.advance_failures == 3
-    assert session.exclude is None  # dbt's ticks compute the model meanwhile
+    assert session.selector == "realtime_with_indices"  # dbt computes the model meanwhile
     assert loop.stats.uncomputed_rows == 12
     Advancer.fail = False
     loop.tick()
-    assert session.exclude == "int_student_indices" and loop.stats.uncomputed_rows == 0
+    assert session.selector == "realtime" and loop.stats.uncomputed_rows == 0

@@ -46,7 +46,7 @@ def _has_command(name: str) -> bool:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pisa_pulse.core.dbt import DbtSession, dbt_environ
+    from pisa_pulse.core.dbt import REALTIME, REALTIME_WITH_INDICES, DbtSession, dbt_environ
     from pisa_pulse.loader.engine import Loader, WarehouseUnavailable
     from pisa_pulse.realtime.advance import StudentIndicesAdvancer
     from pisa_pulse.realtime.bootstrap import ensure_built
@@ -79,8 +79,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         target_path=home / "dbt" / "realtime" / "target",
         log_path=log_dir / "dbt-realtime",
         recycle_every=args.recycle_every,
-        # the loop advances int_student_indices itself, so dbt's ticks only fold the state
-        exclude=None if args.no_advance else "int_student_indices",
+        # selectors.yml: the loop advances int_student_indices itself, so dbt's ticks
+        # (`dbt run --selector realtime`) only fold the state
+        selector=REALTIME_WITH_INDICES if args.no_advance else REALTIME,
     )
     advancer = None if args.no_advance else StudentIndicesAdvancer(settings.warehouse_url)
     publisher = None

@@ -12,6 +12,10 @@ from pathlib import Path
 
 from pisa_pulse.core import config
 
+# Named selections of selectors.yml the loop runs (`dbt run --selector realtime` is one tick).
+REALTIME = "realtime"  # the state only: the loop advances int_student_indices itself
+REALTIME_WITH_INDICES = "realtime_with_indices"  # --no-advance, or while the advance fails
+
 
 def dbt_environ(warehouse_url: str) -> dict[str, str]:
     env = {**os.environ, **config.dbt_env(warehouse_url)}
@@ -111,6 +115,7 @@ class DbtSession:
         log_path: Path | str,
         select: str = "tag:realtime",
         exclude: str | None = None,
+        selector: str | None = None,
         project_dir: Path | str = config.REPO_ROOT,
         recycle_every: int = 2000,
         recycle_slowdown: float = 1.5,
@@ -120,7 +125,11 @@ class DbtSession:
         self.target_path = str(target_path)
         self.log_path = str(log_path)
         self.select = select
-        self.exclude = exclude  # may be changed between ticks (see RealtimeLoop._advance)
+        self.exclude = exclude
+        # A named selection of selectors.yml wins over select/exclude (those serve projects
+        # without one, such as the benchmarks' toy project); the loop may swap it between
+        # ticks (RealtimeLoop._dbt_takes_the_model).
+        self.selector = selector
         self.project_dir = str(project_dir)
         self.recycle_every = recycle_every
         self.recycle_slowdown = recycle_slowdown
@@ -206,8 +215,11 @@ class DbtSession:
 
     def tick(self) -> DbtInvocation:
         """Run the real-time selection; recycle the runner when it is due."""
-        exclude = ["--exclude", self.exclude] if self.exclude else []
-        invocation = self.invoke(["run", "--select", self.select, *exclude])
+        if self.selector:
+            invocation = self.invoke(["run", "--selector", self.selector])
+        else:
+            exclude = ["--exclude", self.exclude] if self.exclude else []
+            invocation = self.invoke(["run", "--select", self.select, *exclude])
         if invocation.success:
             self._track(invocation.seconds)
         if self._recycle_due():

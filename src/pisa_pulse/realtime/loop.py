@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import psycopg2
 
+from pisa_pulse.core.dbt import REALTIME, REALTIME_WITH_INDICES
 from pisa_pulse.realtime.events import EventLog, StatusLine
 
 
@@ -102,7 +103,7 @@ class RealtimeLoop:
         self.advancer = advancer
         self._advance_deletions = True  # apply tombstones on the first advance
         self._advance_failing = 0  # consecutive failures
-        self._dbt_exclude = None  # dbt's exclude while lifted (see _dbt_takes_the_model)
+        self._dbt_selector_lifted = False  # see _dbt_takes_the_model
         self.warehouse_url = warehouse_url
         self.settings = settings or LoopSettings()
         self.events = events or EventLog(None)
@@ -244,16 +245,19 @@ class RealtimeLoop:
         return upserted
 
     def _dbt_takes_the_model(self, take: bool) -> None:
-        """Lift (or put back) the `--exclude` with which dbt's ticks leave the advanced model to
-        the loop (set by `pulse run`): while the advance fails, dbt computes it instead."""
+        """While the advance fails, dbt's ticks compute int_student_indices instead: the
+        session's selector goes from `realtime` to `realtime_with_indices` (selectors.yml)
+        and back once the advance works again."""
         session = getattr(self.dbt, "session", self.dbt)
-        if not hasattr(session, "exclude"):
+        if getattr(session, "selector", None) not in (REALTIME, REALTIME_WITH_INDICES):
             return
-        if take:
-            self._dbt_exclude, session.exclude = session.exclude, None
-        else:
-            session.exclude = self._dbt_exclude
-        self.events.emit("dbt_exclude", exclude=session.exclude)
+        if take and session.selector == REALTIME:
+            self._dbt_selector_lifted = True
+            session.selector = REALTIME_WITH_INDICES
+        elif not take and self._dbt_selector_lifted:
+            self._dbt_selector_lifted = False
+            session.selector = REALTIME
+        self.events.emit("dbt_selector", selector=session.selector)
 
     def _publish(self) -> bool | None:
         started = time.monotonic()
