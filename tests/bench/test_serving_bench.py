@@ -6,15 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
-import sys
-import time
 
-import httpx
 import pytest
 
 from pisa_pulse.bench import common, endpoints
-from pisa_pulse.core.cluster import free_port
+from tests.support.datasette import start_serving
 
 
 @pytest.mark.skipif(not shutil.which("wrk"), reason="needs wrk (.ci/run installs it)")
@@ -22,32 +18,8 @@ def test_bench_endpoints_small_run(tmp_path, monkeypatch):
     monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
     db = tmp_path / "pulse.db"
     endpoints.write_sample(db, countries=10)
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pisa_pulse.cli.serve",
-            "serve",
-            "--sqlite",
-            str(db),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    server, url = start_serving(db, tmp_path / "serve.log", ready="/forage/submissions")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/forage/submissions").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, "server did not start"
-            time.sleep(0.2)
         parser = argparse.ArgumentParser()
         endpoints.add_arguments(parser)
         args = parser.parse_args(["--url", url, "--pollers", "4", "--rate", "40", "--seconds", "2"])

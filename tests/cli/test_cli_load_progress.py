@@ -10,17 +10,15 @@ import sys
 import pytest
 
 from pisa_pulse.sim import api as sim
-from tests.support.loader_world import assert_same_rows
+from tests.support.loader_world import assert_same_rows, simulated_sources
 
 COUNTRIES = ["FRA", "ITA"]
 
 
 @pytest.fixture
 def world(pulse_env):
-    pulse_env.sources = list(COUNTRIES)
-    sim.setup_databases(pulse_env, COUNTRIES)
-    yield pulse_env
-    sim.drop_databases(pulse_env, COUNTRIES)
+    with simulated_sources(pulse_env, COUNTRIES) as settings:
+        yield settings
 
 
 def _load(*flags):

@@ -14,17 +14,20 @@ from pisa_pulse.loader import Loader
 from pisa_pulse.loader.columns import declared_columns
 from pisa_pulse.loader.source import ReadRequest, SourceReader, Watermark
 from pisa_pulse.sim import api as sim
-from tests.support.loader_world import assert_same_rows, source_execute, warehouse_query
+from tests.support.loader_world import (
+    assert_same_rows,
+    simulated_sources,
+    source_execute,
+    warehouse_query,
+)
 
 COUNTRIES = ["FRA", "ITA", "MEX"]
 
 
 @pytest.fixture
 def world(pulse_env):
-    pulse_env.sources = list(COUNTRIES)
-    sim.setup_databases(pulse_env, COUNTRIES)
-    yield pulse_env
-    sim.drop_databases(pulse_env, COUNTRIES)
+    with simulated_sources(pulse_env, COUNTRIES) as settings:
+        yield settings
 
 
 def test_backfill_then_incremental_loads_every_row_once(world):

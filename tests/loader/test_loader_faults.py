@@ -21,7 +21,12 @@ from pisa_pulse.loader import Loader
 from pisa_pulse.loader.engine import WarehouseUnavailable
 from pisa_pulse.sim import api as sim
 from tests.support.databases import create_database
-from tests.support.loader_world import assert_same_rows, source_keys, warehouse_keys
+from tests.support.loader_world import (
+    assert_same_rows,
+    simulated_sources,
+    source_keys,
+    warehouse_keys,
+)
 
 COUNTRIES = ["FRA", "ITA", "MEX"]
 
@@ -45,10 +50,8 @@ def converge(settings, countries, timeout=30.0, loader=None):
 
 @pytest.fixture
 def world(pulse_env):
-    pulse_env.sources = list(COUNTRIES)
-    sim.setup_databases(pulse_env, COUNTRIES)
-    yield pulse_env
-    sim.drop_databases(pulse_env, COUNTRIES)
+    with simulated_sources(pulse_env, COUNTRIES) as settings:
+        yield settings
 
 
 @pytest.fixture(scope="module")

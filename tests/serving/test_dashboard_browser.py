@@ -4,23 +4,20 @@ across the poll, and warn when the data go stale (the publisher stopped)."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
 from pisa_pulse.core import codebook
-from pisa_pulse.core.cluster import free_port
 from pisa_pulse.serving.health import ENV_PUBLICATION_AGE
 from pisa_pulse.serving.publisher import Publisher, ensure_sqlite
 from tests.support.databases import create_database
+from tests.support.datasette import start_serving
 from tests.support.serving_marts import NULL_COUNTRY, create_marts, execute, random_marts
 
 CHROMIUM = "/usr/bin/chromium"
@@ -69,35 +66,10 @@ class Running:
             self.thread = None
 
 
-def serve(path: Path, home: Path) -> tuple[subprocess.Popen, str, object]:
-    port = free_port()
-    log = open(home / f"serve-{port}.log", "wb")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pisa_pulse.cli.serve",
-            "serve",
-            "--sqlite",
-            str(path),
-            "--port",
-            str(port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", ENV_PUBLICATION_AGE: str(STALE_AFTER_S)},
+def serve(path: Path, home: Path) -> tuple[subprocess.Popen, str]:
+    return start_serving(
+        path, home / f"serve-{path.stem}.log", env={ENV_PUBLICATION_AGE: str(STALE_AFTER_S)}
     )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(base + "/forage/", timeout=1).status_code == 200:
-                return server, base, log
-        except httpx.HTTPError:
-            pass
-        assert server.poll() is None, (home / f"serve-{port}.log").read_text()
-        assert time.monotonic() < deadline, "Datasette did not start"
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -119,14 +91,13 @@ def site(pg_server, tmp_path_factory):
     publisher.publish_once()
     running = Running(url, path)
     running.start()
-    server, base, log = serve(path, home)
+    server, base = serve(path, home)
     try:
         yield base, url, data, publisher, home, running
     finally:
         running.stop()
         server.terminate()
         server.wait(10)
-        log.close()
         publisher.close()
 
 
@@ -411,7 +382,7 @@ def test_before_the_first_publication_each_chart_says_so_on_its_own(site, browse
     """Only the count is published: it draws; the four others wait, each with its message."""
     path = tmp_path / "pulse.db"
     ensure_sqlite(path)
-    server, base, log = serve(path, tmp_path)
+    server, base = serve(path, tmp_path)
     try:
         page = open_page(browser, base, 1400)
         for card in ("line", "bars", "map", "bubbles"):
@@ -432,7 +403,6 @@ def test_before_the_first_publication_each_chart_says_so_on_its_own(site, browse
     finally:
         server.terminate()
         server.wait(10)
-        log.close()
 
 
 def assert_not_blank(path: Path) -> None:

@@ -13,3 +13,14 @@ def create_database(server: str, name: str) -> str:
         cur.execute(f'create database "{name}"')
     conn.close()
     return f"{server}/{name}"
+
+
+def query(url: str, sql: str, params=None) -> list[tuple]:
+    """Run one statement on its own connection and return its rows."""
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+    finally:
+        conn.close()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import psycopg2
 
 from pisa_pulse.core.config import Settings
+from pisa_pulse.sim import api as sim
+from tests.support.databases import query
 
 
 def source_keys(settings: Settings, countries: list[str]) -> set[tuple[str, int]]:
@@ -31,13 +35,18 @@ def warehouse_keys(settings: Settings) -> set[tuple[str, int]]:
 
 
 def warehouse_query(settings: Settings, sql: str, params=None) -> list[tuple]:
-    conn = psycopg2.connect(settings.warehouse_url)
+    return query(settings.warehouse_url, sql, params)
+
+
+@contextlib.contextmanager
+def simulated_sources(pulse_env: Settings, countries: list[str]):
+    """The simulator's databases for `countries`, the settings pointed at them, dropped after."""
+    pulse_env.sources = list(countries)
+    sim.setup_databases(pulse_env, countries)
     try:
-        with conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall()
+        yield pulse_env
     finally:
-        conn.close()
+        sim.drop_databases(pulse_env, countries)
 
 
 def source_execute(settings: Settings, cnt: str, sql: str, params=None) -> None:

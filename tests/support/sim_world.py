@@ -9,6 +9,7 @@ import re
 import psycopg2
 
 from pisa_pulse.core import codebook
+from tests.support.databases import query
 
 POOL_CSV = codebook.DATA_DIR / "students_fra_ita_mex.csv.gz"
 
@@ -38,13 +39,7 @@ def csv_rows(country: str) -> dict[str, dict[str, str]]:
 
 
 def fetch(settings, country: str, sql: str, params=()) -> list[tuple]:
-    conn = psycopg2.connect(settings.source_url(country))
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall()
-    finally:
-        conn.close()
+    return query(settings.source_url(country), sql, params)
 
 
 def fetch_dicts(settings, country: str) -> list[dict]:

@@ -28,6 +28,15 @@ _SESSION_OPTIONS = (
 _MIN_ID = -(2**63)
 
 
+def close_quietly(conn) -> None:
+    """Close a connection that may already be broken (a dead source, a restarted warehouse)."""
+    if conn is not None:
+        try:
+            conn.close()
+        except psycopg2.Error:
+            pass
+
+
 @dataclass(frozen=True)
 class Watermark:
     """What has been loaded from one source; committed with the rows (raw.loader_sources)."""
@@ -128,12 +137,8 @@ class SourceReader:
                 pass
 
     def close(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except psycopg2.Error:
-                pass
-            self.conn = None
+        close_quietly(self.conn)
+        self.conn = None
 
     # -- reading ------------------------------------------------------------------------
     def _select_list(self, cur, columns: list[Column]) -> str:

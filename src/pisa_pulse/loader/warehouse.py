@@ -16,7 +16,7 @@ from psycopg2.extras import execute_values
 
 from pisa_pulse.loader.columns import Column
 from pisa_pulse.loader.schema import ensure_schema
-from pisa_pulse.loader.source import Batch, Watermark
+from pisa_pulse.loader.source import Batch, Watermark, close_quietly
 from pisa_pulse.loader.validate import Rejected
 
 _COPY_CHUNK = 1 << 20
@@ -84,11 +84,7 @@ class Warehouse:
         return self.conn is not None and not self.conn.closed
 
     def close(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except psycopg2.Error:
-                pass
+        close_quietly(self.conn)
         self.conn = None
 
     def add_columns(self, columns: list[Column]) -> list[str]:

@@ -288,28 +288,22 @@ class RealtimeLoop:
     def _collect_dbt(self) -> None:
         """Account for the background dbt ticks that finished since the last loop tick."""
         for tail_at_request, invocation in self.dbt.collect():
-            self.stats.dbt_s.append(invocation.seconds)
-            if invocation.success:
-                self.stats.dbt_ticks += 1
-                # rows loaded while dbt ran may or may not be in the state: keep them in the tail
-                self.stats.tail_rows = max(0, self.stats.tail_rows - (tail_at_request or 0))
-            else:
-                self.stats.dbt_failures += 1
-                self.events.emit(
-                    "dbt_failed",
-                    seconds=round(invocation.seconds, 3),
-                    error=invocation.error,
-                    failures=invocation.failures[:5],
-                )
+            # rows loaded while dbt ran may or may not be in the state: keep them in the tail
+            self._account_dbt(invocation, folded_rows=tail_at_request or 0)
             self.events.emit("dbt_tick", ok=invocation.success, dbt_s=round(invocation.seconds, 4))
 
     def _dbt_tick(self) -> bool:
         invocation = self.dbt.tick()
         self._last_dbt = time.monotonic()
+        self._account_dbt(invocation, folded_rows=self.stats.tail_rows)
+        return invocation.success
+
+    def _account_dbt(self, invocation, folded_rows: int) -> None:
+        """Count a finished dbt tick; a successful one folded `folded_rows` of the tail."""
         self.stats.dbt_s.append(invocation.seconds)
         if invocation.success:
             self.stats.dbt_ticks += 1
-            self.stats.tail_rows = 0
+            self.stats.tail_rows = max(0, self.stats.tail_rows - folded_rows)
         else:
             self.stats.dbt_failures += 1
             self.events.emit(
@@ -318,7 +312,6 @@ class RealtimeLoop:
                 error=invocation.error,
                 failures=invocation.failures[:5],
             )
-        return invocation.success
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, max_seconds: float | None = None) -> None:
