@@ -8,7 +8,7 @@
     value wins, or none when the official value always wins.
 -#}
 {% macro index_computed_wins(x, a) -%}
-    {%- set exact_isei = "('observed', 'learned')" -%}
+    {%- set exact_isei = "('observed', 'learned', 'isei08')" -%}
     {%- if x in ['tmins', 'lmins', 'mmins', 'smins', 'durecec'] -%}
         {#- computed only from complete answers (both factors), else NULL -#}
         {{ return(a ~ '.' ~ x ~ '_computed is not null') }}
@@ -23,7 +23,7 @@
     {%- elif x in ['bmmj1', 'bfmj2'] -%}
         {{ return(a ~ '.' ~ x ~ '_rule in ' ~ exact_isei) }}
     {%- elif x == 'hisei' -%}
-        {#- both parents' codes in the PISA 2018 map -#}
+        {#- both parents' codes in the map PISA 2018 used -#}
         {{ return(
             a ~ '.bmmj1_rule in ' ~ exact_isei ~ ' and ' ~ a ~ '.bfmj2_rule in ' ~ exact_isei
         ) }}

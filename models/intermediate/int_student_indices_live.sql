@@ -28,12 +28,6 @@ isei_map as (
 
 ),
 
-isei_ganzeboom as (
-
-    select * from {{ ref('isco08_to_isei08_ganzeboom') }}
-
-),
-
 belong_international as (
 
     select * from {{ ref('belong_wle_lookup_international') }}
@@ -107,21 +101,19 @@ base as (
         {{ parent_isced('a', 'st007q01ta', 'st008q01ta', 'st008q02ta', 'st008q03ta', 'st008q04ta') }} as fisced_computed,
         {{ parent_isced('a', 'st005q01ta', 'st006q01ta', 'st006q02ta', 'st006q03ta', 'st006q04ta', restricted=true) }} as misced_d_computed,
         {{ parent_isced('a', 'st007q01ta', 'st008q01ta', 'st008q02ta', 'st008q03ta', 'st008q04ta', restricted=true) }} as fisced_d_computed,
-        -- ISEI: the map (2018 observed, learned, or its calibrated fallback for every Ganzeboom
-        -- code), then 3-digit, then 2-digit group for codes outside the Ganzeboom table.
-        coalesce(m1.isei, m1_3.isei, m1_2.isei, g1.isei08) as bmmj1_computed,
+        -- ISEI: the map (every ISCO-08 code of the ISEI-08 table PISA 2018 used, plus 9701–9703
+        -- and learned codes), then the 3-digit, then the 2-digit group for codes outside it.
+        coalesce(m1.isei, m1_3.isei, m1_2.isei) as bmmj1_computed,
         case
             when m1.isei is not null then m1.isei_rule
             when m1_3.isei is not null then 'group_3digit'
             when m1_2.isei is not null then 'group_2digit'
-            when g1.isei08 is not null then 'ganzeboom'
         end as bmmj1_rule,
-        coalesce(m2.isei, m2_3.isei, m2_2.isei, g2.isei08) as bfmj2_computed,
+        coalesce(m2.isei, m2_3.isei, m2_2.isei) as bfmj2_computed,
         case
             when m2.isei is not null then m2.isei_rule
             when m2_3.isei is not null then 'group_3digit'
             when m2_2.isei is not null then 'group_2digit'
-            when g2.isei08 is not null then 'ganzeboom'
         end as bfmj2_rule,
         -- BELONG: the country's own learned pattern value first, else the international WLE.
         case when a.belong_n_valid >= 3 then coalesce(bc.belong_value, bi.belong_wle) end as belong_computed,
@@ -135,11 +127,9 @@ base as (
     left join isei_map as m1 on a.isco_mother = m1.isco08
     left join isei_map as m1_3 on left(a.isco_mother, 3) || '0' = m1_3.isco08
     left join isei_map as m1_2 on left(a.isco_mother, 2) || '00' = m1_2.isco08
-    left join isei_ganzeboom as g1 on a.isco_mother = g1.isco08
     left join isei_map as m2 on a.isco_father = m2.isco08
     left join isei_map as m2_3 on left(a.isco_father, 3) || '0' = m2_3.isco08
     left join isei_map as m2_2 on left(a.isco_father, 2) || '00' = m2_2.isco08
-    left join isei_ganzeboom as g2 on a.isco_father = g2.isco08
     left join belong_country as bc
         on a.cnt = bc.cnt and a.belong_pattern_key = bc.pattern_key
     left join belong_international as bi on a.belong_pattern_key = bi.pattern_key

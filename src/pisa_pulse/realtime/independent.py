@@ -165,7 +165,6 @@ def _csv(name: str) -> list[dict[str, str]]:
 @dataclasses.dataclass
 class Params:
     isei: dict[str, tuple[Decimal, str]]
-    ganzeboom: dict[str, Decimal]
     paredint: dict[int, Decimal]
     pared: dict[tuple[str, int], Decimal]
     belong_international: dict[str, Decimal]
@@ -220,65 +219,6 @@ def _homepos_params(
     return homepos_model.ItemParams(a, b)
 
 
-def _linear_fit(pairs: list[tuple[Decimal, Decimal]]) -> tuple[float, float]:
-    """Least-squares (slope, intercept) of y on x; slope 0 and the mean when x is constant."""
-    xs = [float(x) for x, _ in pairs]
-    ys = [float(y) for _, y in pairs]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    if sxx == 0:
-        return 0.0, my
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
-    return slope, my - slope * mx
-
-
-def isei_fallbacks(
-    exact: dict[str, tuple[Decimal, str]],
-    ganzeboom: dict[str, Decimal],
-    n_rows: dict[str, int] | None = None,
-) -> dict[str, tuple[Decimal, str]]:
-    """ISEI for every Ganzeboom code the exact map lacks (int_isei_map, docs/indices.md): the
-    2018 value of a code in the same 3-digit group with the same Ganzeboom value (most rows
-    first), else a linear fit of the 2018 values on Ganzeboom's in the 2-digit group (>= 3
-    codes), else in the major group (>= 2), else Ganzeboom's value."""
-    if n_rows is None:
-        n_rows = {
-            r["isco08"]: int(r["n_students"]) for r in _csv("isco08_to_isei_pisa2018_observed.csv")
-        }
-        for r in _csv("learned_isei_map.csv"):
-            n_rows.setdefault(r["isco08"], int(r["n_rows"]))
-    pairs = {
-        code: (ganzeboom[code], value)
-        for code, (value, _rule) in exact.items()
-        if code in ganzeboom and code not in ("9701", "9702", "9703")
-    }
-    fits = {}
-    for width, minimum in ((2, 3), (1, 2)):
-        groups: dict[str, list] = {}
-        for code, pair in pairs.items():
-            groups.setdefault(code[:width], []).append(pair)
-        fits[width] = {g: _linear_fit(p) for g, p in groups.items() if len(p) >= minimum}
-    out = {}
-    for code, g in ganzeboom.items():
-        if code in exact:
-            continue
-        siblings = sorted(
-            (k for k, (x, _) in pairs.items() if k[:3] == code[:3] and x == g),
-            key=lambda k: (-n_rows.get(k, 0), k),
-        )
-        if siblings:
-            out[code] = (pairs[siblings[0]][1], "sibling_same_isei08")
-            continue
-        for width, rule in ((2, "fit_2digit"), (1, "fit_1digit")):
-            if code[:width] in fits[width]:
-                slope, intercept = fits[width][code[:width]]
-                out[code] = (_to_numeric(intercept + slope * float(g), "0.01"), rule)
-                break
-        else:
-            out[code] = (g, "ganzeboom")
-    return out
-
-
 def load_params(warehouse_url: str | None) -> Params:
     isei = {
         r["isco08"]: (Decimal(r["isei_pisa2018"]), "observed")
@@ -286,8 +226,9 @@ def load_params(warehouse_url: str | None) -> Params:
     }
     for r in _csv("learned_isei_map.csv"):
         isei.setdefault(r["isco08"], (Decimal(r["isei"]), "learned"))
-    ganzeboom = {r["isco08"]: Decimal(r["isei08"]) for r in _csv("isco08_to_isei08_ganzeboom.csv")}
-    isei.update(isei_fallbacks(isei, ganzeboom))
+    # the ISEI-08 table PISA 2018 used, for every code the two above lack (docs/indices.md)
+    for r in _csv("isco08_to_isei08_ganzeboom.csv"):
+        isei.setdefault(r["isco08"], (Decimal(r["isei08"]), "isei08"))
     pared = {
         (r["cnt"], int(r["hisced"])): Decimal(r["pared_years"])
         for r in _csv("pared_years_by_country_observed.csv")
@@ -325,7 +266,6 @@ def load_params(warehouse_url: str | None) -> Params:
             blocks[scope] = ("country_seed", _homepos_params(international, block))
     return Params(
         isei=isei,
-        ganzeboom=ganzeboom,
         paredint={
             int(r["hisced_d"]): Decimal(r["paredint_years"]) for r in _csv("paredint_years.csv")
         },
@@ -377,8 +317,6 @@ def isei(code: str | None, params: Params) -> tuple[Decimal | None, str | None]:
     for group, rule in ((code[:3] + "0", "group_3digit"), (code[:2] + "00", "group_2digit")):
         if group in params.isei:
             return params.isei[group][0], rule
-    if code in params.ganzeboom:
-        return params.ganzeboom[code], "ganzeboom"
     return None, None
 
 
