@@ -10,6 +10,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -147,6 +151,24 @@ def test_source_freshness_passes_with_the_indexed_query(built):
         "explain select _loaded_at from raw.responses order by _load_seq desc limit 1"
     )
     assert "responses_load_seq_idx" in " ".join(r["QUERY PLAN"] for r in plan)
+
+
+def test_pulse_status_shows_the_source_freshness_job(built, tmp_path):
+    """`pulse status --json` reports the last run of the source_freshness job (its
+    target/sources.json), here the run above copied to where the job writes it."""
+    built.dbt("source", "freshness")
+    target = tmp_path / "jobs" / "source_freshness" / "target"
+    target.mkdir(parents=True)
+    shutil.copy(built.target / "sources.json", target / "sources.json")
+    env = {**os.environ, "PULSE_HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "pisa_pulse.cli", "status", "--json"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    shown = json.loads(out.stdout)["source_freshness"]
+    responses = shown["sources"]["pisa.responses"]
+    assert responses["status"] in ("pass", "warn") and responses["age_s"] >= 0
+    assert shown["checked_at"]
 
 
 def _listed(world, *selection: str) -> list[str]:

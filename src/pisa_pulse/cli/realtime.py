@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from pisa_pulse.core import config
+from pisa_pulse.core.config import SOURCE_FRESHNESS_JOB
 
 
 def _jobs(args: argparse.Namespace, home: Path):
@@ -16,7 +17,7 @@ def _jobs(args: argparse.Namespace, home: Path):
     from pisa_pulse.realtime.jobs import Job, pulse_argv
 
     def dbt(name: str, *dbt_args: str) -> list[str]:
-        target = home / "jobs" / name
+        target = config.job_dir(name, home)
         return pulse_argv(
             "dbt", *dbt_args, "--target-path", str(target / "target"), "--log-path",
             str(target / "logs"),
@@ -33,6 +34,11 @@ def _jobs(args: argparse.Namespace, home: Path):
         jobs.append(Job("check", pulse_argv("check", "--wait", "0"), args.check_every, 300))
     if args.docs_every > 0:
         jobs.append(Job("docs", dbt("docs", "docs", "generate"), args.docs_every, 600))
+    if args.source_freshness_every > 0:
+        # dbt's own view of how recent the loaded rows are; `pulse status` shows its result
+        # (ops/status.py reads its target/sources.json).
+        jobs.append(Job(SOURCE_FRESHNESS_JOB, dbt(SOURCE_FRESHNESS_JOB, "source", "freshness"),
+                        args.source_freshness_every, 120))  # fmt: skip
     if args.calibrate_every > 0 and _has_command("calibrate"):
         jobs.append(Job("calibrate", pulse_argv("calibrate", "homepos"), args.calibrate_every, 900))
     return jobs
@@ -201,6 +207,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--build-every", type=float, default=600, help="dbt tests + slow marts (s)")
     p.add_argument("--check-every", type=float, default=0, help="pulse check every (s; 0: off)")
     p.add_argument("--docs-every", type=float, default=1800, help="dbt docs generate (s)")
+    p.add_argument(
+        "--source-freshness-every", type=float, default=300, help="dbt source freshness (s)"
+    )
     p.add_argument("--calibrate-every", type=float, default=3600, help="HOMEPOS calibration (s)")
     p.add_argument("--no-jobs", action="store_true", help="no background jobs")
     p.add_argument("--max-seconds", type=float, help="stop after this long (tests, benchmarks)")

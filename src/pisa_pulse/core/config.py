@@ -44,6 +44,14 @@ def home() -> Path:
     return Path(os.environ.get("PULSE_HOME", REPO_ROOT / ".pulse")).resolve()
 
 
+def job_dir(name: str, home_dir: Path | None = None) -> Path:
+    """Where the slow job `name` of `pulse run` keeps its dbt target/ and logs/."""
+    return (home_dir or home()) / "jobs" / name
+
+
+SOURCE_FRESHNESS_JOB = "source_freshness"  # `dbt source freshness`; shown by `pulse status`
+
+
 def state_path() -> Path:
     return home() / "state.json"
 

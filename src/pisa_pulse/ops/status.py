@@ -6,7 +6,9 @@ service's state, pid and restart count (`restarts`, and `supervisor.services`).
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 from pisa_pulse.core import config
 from pisa_pulse.ops.supervisor import read_report
@@ -26,6 +28,25 @@ def _ended(report: dict) -> str:
     """The state of a supervisor that is no longer running."""
     state = report.get("state")
     return state if state in ("stopped", "gave up") else "died"
+
+
+def source_freshness(sources_json: Path) -> dict | None:
+    """The last `dbt source freshness` of the slow jobs (its target/sources.json): per source,
+    dbt's status, the newest load and how old it was then; None before the first run."""
+    try:
+        results = json.loads(sources_json.read_text())
+    except (OSError, ValueError):
+        return None
+    checked_at = (results.get("metadata") or {}).get("generated_at")
+    out = {"checked_at": checked_at, "sources": {}}
+    for r in results.get("results") or []:
+        name = ".".join(r["unique_id"].split(".")[-2:])
+        out["sources"][name] = {
+            "status": r.get("status"),
+            "max_loaded_at": r.get("max_loaded_at"),
+            "age_s": r.get("max_loaded_at_time_ago_in_s"),
+        }
+    return out
 
 
 def collect() -> dict:
@@ -92,4 +113,7 @@ def collect() -> dict:
         "running": _alive(pg_pid),
     }
     info["sqlite_file"] = str(config.home() / "pulse.db")
+    info["source_freshness"] = source_freshness(
+        config.job_dir(config.SOURCE_FRESHNESS_JOB) / "target" / "sources.json"
+    )
     return info
