@@ -1,28 +1,21 @@
 {#-
     HOMEPOS (home possessions) scored per row inside the warehouse (docs/homepos.md).
 
-    - homepos_items(): the 25 items in pattern order (src/pisa_pulse/indices/homepos_model.py uses the same order).
+    - homepos_items(): the 25 items in pattern order, from the project var `homepos_items`
+      (dbt_project.yml), the one list (src/pisa_pulse/indices/homepos_model.py reads it too).
     - homepos_pattern(alias): a 25-character response pattern, one score digit per item,
       '.' when the item is missing.
     - homepos_join(alias): the lateral join giving the live indices view its HOMEPOS columns.
     - homepos_create_objects(): on-run-start; creates the PL/pgSQL functions, the WLE cache
-      and the calibration table (idempotent).
+      and the calibration tables (idempotent).
+    - homepos_tables_ddl(): the one copy of the calibration tables' DDL;
+      `dbt run-operation homepos_create_tables` runs it for Python that needs the tables
+      before any dbt run (src/pisa_pulse/indices/calibration_tables.py).
 -#}
 
+{#- Each item: {item, kind (yes_no / national / count / books), n_cat}. -#}
 {% macro homepos_items() %}
-    {%- set out = [] -%}
-    {%- for q in ['01', '02', '03', '04', '05', '06', '07', '08', '09', '10', '11', '12'] -%}
-        {%- do out.append({'item': 'ST011Q' ~ q ~ 'TA', 'kind': 'yes_no', 'n_cat': 2}) -%}
-    {%- endfor -%}
-    {%- do out.append({'item': 'ST011Q16NA', 'kind': 'yes_no', 'n_cat': 2}) -%}
-    {%- for d in ['17', '18', '19'] -%}
-        {%- do out.append({'item': 'ST011D' ~ d ~ 'TA', 'kind': 'national', 'n_cat': 2}) -%}
-    {%- endfor -%}
-    {%- for q in ['ST012Q01TA', 'ST012Q02TA', 'ST012Q03TA', 'ST012Q05NA', 'ST012Q06NA', 'ST012Q07NA', 'ST012Q08NA', 'ST012Q09NA'] -%}
-        {%- do out.append({'item': q, 'kind': 'count', 'n_cat': 4}) -%}
-    {%- endfor -%}
-    {%- do out.append({'item': 'ST013Q01TA', 'kind': 'books', 'n_cat': 6}) -%}
-    {{ return(out) }}
+    {{ return(var('homepos_items')) }}
 {% endmacro %}
 
 {#- One item's score as a single character ('.' = missing) from the staged column. -#}
@@ -262,9 +255,27 @@ end
         {%- do current.update({'tables': tables.rows[0][0]}) -%}
     {%- endif %}
     {%- if not current.get('tables') %}
+{{ homepos_tables_ddl() }}
+    {%- endif %}
+    {%- for fn in functions %}
+        {%- if current.get(fn.name) != local_md5(fn.body) %}
+create or replace function reference.{{ fn.name }}({{ fn.args }})
+returns {{ fn.returns }} language plpgsql {{ fn.attributes }}
+as $homepos${{ fn.body }}$homepos$;
+        {%- endif %}
+    {%- endfor %}
+{% endmacro %}
+
+
+{#-
+    The calibration tables (docs/contracts.md), the WLE cache and their schemas: the only copy
+    of this DDL. homepos_create_objects() runs it on-run-start; homepos_create_tables() is the
+    same for `dbt run-operation`, before any dbt run.
+-#}
+{% macro homepos_tables_ddl() %}
 create schema if not exists reference;
 create schema if not exists calibration;
--- Parameter sets written by `pulse calibrate homepos` (src/pisa_pulse/indices/calibrate.py has the same DDL).
+-- Parameter sets written by `pulse calibrate homepos`.
 create table if not exists calibration.homepos_params (
     cnt text not null,
     version integer not null,
@@ -281,8 +292,7 @@ create table if not exists calibration.homepos_params (
     note text,
     primary key (cnt, version, item)
 );
--- Countries whose rows were rescored (src/pisa_pulse/indices/rescore.py has the same DDL); country_index_state
--- recomputes them and empties the table.
+-- Countries whose rows were rescored; country_index_state recomputes them and empties the table.
 create table if not exists calibration.rescored_countries (
     cnt text not null,
     rescored_at timestamptz not null default now()
@@ -296,12 +306,11 @@ create unlogged table if not exists reference.homepos_wle_cache (
 );
 create index if not exists homepos_wle_cache_key_idx
     on reference.homepos_wle_cache (param_version, pattern);
-    {%- endif %}
-    {%- for fn in functions %}
-        {%- if current.get(fn.name) != local_md5(fn.body) %}
-create or replace function reference.{{ fn.name }}({{ fn.args }})
-returns {{ fn.returns }} language plpgsql {{ fn.attributes }}
-as $homepos${{ fn.body }}$homepos$;
-        {%- endif %}
-    {%- endfor %}
+{% endmacro %}
+
+{#- `dbt run-operation homepos_create_tables`: run-operation runs no returned SQL, so run the
+    DDL here, and commit explicitly rather than rely on how run-operation ends its connection. -#}
+{% macro homepos_create_tables() %}
+    {%- do run_query(homepos_tables_ddl()) -%}
+    {%- do run_query('commit') -%}
 {% endmacro %}

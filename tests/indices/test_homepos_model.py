@@ -6,9 +6,12 @@ country from its raw answers, and MML recovery of known parameters on simulated 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
+from pisa_pulse.core.dbt import run_dbt
 from pisa_pulse.indices import homepos_fit
 from pisa_pulse.indices import homepos_model as hm
 from pisa_pulse.indices.calibrate import CountryData, calibrate_country
@@ -33,6 +36,29 @@ def _agreement(ours: np.ndarray, official: np.ndarray, weights: np.ndarray) -> d
         "within_005": float(np.mean(np.abs(gap) <= 0.05)),
         "weighted_bias": float(np.average(gap, weights=weights[both])),
     }
+
+
+def test_the_macro_and_python_read_one_list_of_items(tmp_path):
+    """The 25 items have one written list, the dbt var `homepos_items`: the macro
+    homepos_items(), the pattern the warehouse scores (homepos_pattern) and the Python model
+    see the same items in the same order, with the same categories."""
+    inline = (
+        "{% for i in homepos_items() %}{{ i.item }} {{ i.n_cat }}\n{% endfor %}"
+        "@@{{ homepos_pattern('r') }}"
+    )
+    compiled = run_dbt(
+        ["compile", "--quiet", "--no-populate-cache", "--inline", inline],
+        "postgresql://unused@127.0.0.1:1/unused",  # compiling the macros needs no warehouse
+        target_path=tmp_path / "target",
+        log_path=tmp_path / "logs",
+    ).stdout
+    listed, pattern = compiled.split("@@")
+    macro_items = [line.split() for line in listed.strip().splitlines()]
+    assert len(hm.ITEMS) == 25 == len(macro_items)
+    assert [item for item, _ in macro_items] == list(hm.ITEMS)
+    assert [int(n_cat) for _, n_cat in macro_items] == hm.N_CAT.tolist()
+    scored = list(dict.fromkeys(re.findall(r"\br\.(st01\w+)", pattern)))  # in pattern order
+    assert scored == [item.lower() for item in hm.ITEMS]
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,8 @@ import time
 
 import psycopg2
 
-from pisa_pulse.indices.calibrate import PARAMS_DDL, CalibrationTrigger
+from pisa_pulse.indices.calibrate import CalibrationTrigger
+from pisa_pulse.indices.calibration_tables import ensure_calibration_tables
 from pisa_pulse.indices.homepos_model import block_countries
 from pisa_pulse.realtime.events import EventLog
 from pisa_pulse.realtime.jobs import Job, JobScheduler
@@ -25,8 +26,8 @@ def _world(url: str) -> None:
             "create schema staging;"
             " create table staging.stg_pisa__responses (cnt text, homepos numeric)"
         )
-        cur.execute(PARAMS_DDL)
     conn.close()
+    assert ensure_calibration_tables(url)  # by dbt run-operation, as before a first dbt run
 
 
 def _add_rows(url: str, cnt: str, n: int, official: bool = False) -> None:

@@ -14,7 +14,6 @@ import csv
 
 import pytest
 
-from pisa_pulse.indices.calibrate import PARAMS_DDL
 from pisa_pulse.indices.params import SEEDS_DIR
 from pisa_pulse.indices.rescore import rescore_countries
 from pisa_pulse.loader.raw_fixture import pool_rows
@@ -29,7 +28,6 @@ def _land_calibration(world: MartsWorld, cnt: str, block_of: str) -> None:
     """Write `block_of`'s seed block as `cnt`'s calibration version 1 and refresh the params."""
     with open(SEEDS_DIR / "homepos_item_params.csv") as f:
         block = [r for r in csv.DictReader(f) if r["scope"] == block_of]
-    world.execute(PARAMS_DDL)
     for r in block:
         steps = [float(r[f"b{k}"]) if r[f"b{k}"] else None for k in range(1, 6)]
         world.execute(

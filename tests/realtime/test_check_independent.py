@@ -62,7 +62,7 @@ def _execute(url: str, sql: str, params=None) -> None:
 
 def _calibrate_esp(warehouse_url: str) -> None:
     """A calibration in force for ESP (no seed block): the DEFAULT block, shifted."""
-    from pisa_pulse.indices.calibrate import PARAMS_DDL
+    from pisa_pulse.indices.calibration_tables import ensure_calibration_tables
 
     with open(REPO_ROOT / "seeds" / "homepos_item_params.csv", newline="") as fh:
         default = [r for r in csv.DictReader(fh) if r["scope"] == "DEFAULT"]
@@ -70,10 +70,10 @@ def _calibrate_esp(warehouse_url: str) -> None:
     for r in default:
         bs = [float(r[f"b{k}"]) + 0.3 if r[f"b{k}"] else None for k in range(1, 6)]
         rows.append(("ESP", 1, "mml", r["item"], float(r["a"]) * 1.2, *bs, 500))
+    ensure_calibration_tables(warehouse_url)  # before the first dbt run: by run-operation
     conn = psycopg2.connect(warehouse_url)
     try:
         with conn, conn.cursor() as cur:
-            cur.execute(PARAMS_DDL)
             cur.executemany(
                 "insert into calibration.homepos_params "
                 "(cnt, version, method, item, a, b1, b2, b3, b4, b5, n_rows) "

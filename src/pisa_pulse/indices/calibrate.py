@@ -27,6 +27,7 @@ import numpy as np
 import psycopg2
 
 from pisa_pulse.core import config
+from pisa_pulse.indices.calibration_tables import ensure_calibration_tables
 from pisa_pulse.indices.homepos_model import (
     ITEMS,
     N_CAT,
@@ -44,27 +45,6 @@ if TYPE_CHECKING:  # scipy is slow to import: only the calibration itself needs 
 DEFAULT_MIN_ROWS = 2000
 DEFAULT_MIN_OFFICIAL = 30
 DEFAULT_GROWTH = 2.0
-
-# Same DDL as the on-run-start hook (macros/homepos.sql), so the job also works before dbt ran.
-PARAMS_DDL = """
-create schema if not exists calibration;
-create table if not exists calibration.homepos_params (
-    cnt text not null,
-    version integer not null,
-    method text not null,
-    item text not null,
-    a double precision not null,
-    b1 double precision,
-    b2 double precision,
-    b3 double precision,
-    b4 double precision,
-    b5 double precision,
-    n_rows integer,
-    fitted_at timestamptz not null default now(),
-    note text,
-    primary key (cnt, version, item)
-);
-"""
 
 
 @dataclass
@@ -296,11 +276,9 @@ def calibrate_homepos(
     started = time.perf_counter()
     report = CalibrationReport()
     seeded = set(block_countries())
+    ensure_calibration_tables(url)  # the job also works before dbt ran
     conn = psycopg2.connect(url)
     try:
-        with conn.cursor() as cur:
-            cur.execute(PARAMS_DDL)
-        conn.commit()
         previous = _previous(conn)
         data = load_country_data(conn, countries)
         for done, cnt in enumerate(sorted(data)):

@@ -12,39 +12,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from pisa_pulse.core import config
 
 ITEM_PARAMS_CSV = config.REPO_ROOT / "seeds" / "homepos_item_params.csv"
 
-# Pattern position = index in this list (the SQL macro uses the same order).
-ITEMS: tuple[str, ...] = (
-    "ST011Q01TA",
-    "ST011Q02TA",
-    "ST011Q03TA",
-    "ST011Q04TA",
-    "ST011Q05TA",
-    "ST011Q06TA",
-    "ST011Q07TA",
-    "ST011Q08TA",
-    "ST011Q09TA",
-    "ST011Q10TA",
-    "ST011Q11TA",
-    "ST011Q12TA",
-    "ST011Q16NA",
-    "ST011D17TA",
-    "ST011D18TA",
-    "ST011D19TA",
-    "ST012Q01TA",
-    "ST012Q02TA",
-    "ST012Q03TA",
-    "ST012Q05NA",
-    "ST012Q06NA",
-    "ST012Q07NA",
-    "ST012Q08NA",
-    "ST012Q09NA",
-    "ST013Q01TA",
-)
+DBT_PROJECT_YML = config.REPO_ROOT / "dbt_project.yml"
+
+
+def read_items(path: Path = DBT_PROJECT_YML) -> list[dict]:
+    """The 25 items ({item, kind, n_cat}) in pattern order: the dbt project var `homepos_items`,
+    the one list (the SQL macro homepos_items() reads it too)."""
+    return yaml.safe_load(Path(path).read_text())["vars"]["homepos_items"]
+
+
+_ITEMS = read_items()
+# Pattern position = index in this list.
+ITEMS: tuple[str, ...] = tuple(i["item"] for i in _ITEMS)
 # The six items with country-specific parameters in every country.
 NATIONAL_BLOCK: tuple[str, ...] = (
     "ST011Q07TA",
@@ -54,7 +39,7 @@ NATIONAL_BLOCK: tuple[str, ...] = (
     "ST011D19TA",
     "ST012Q03TA",
 )
-N_CAT = np.array([2] * 16 + [4] * 8 + [6])
+N_CAT = np.array([i["n_cat"] for i in _ITEMS])
 MAX_CAT = 6
 MISSING = -1
 

@@ -34,15 +34,7 @@ from pisa_pulse.core.names import (
     VIEW,
     columns_of,
 )
-
-# Same DDL as the on-run-start hook (macros/homepos.sql), so a rescore works before dbt ran.
-QUEUE_DDL = """
-create schema if not exists calibration;
-create table if not exists calibration.rescored_countries (
-    cnt text not null,
-    rescored_at timestamptz not null default now()
-)
-"""
+from pisa_pulse.indices.calibration_tables import ensure_calibration_tables
 
 
 def rescore_country(conn, cnt: str) -> int:
@@ -71,10 +63,9 @@ def rescore_country(conn, cnt: str) -> int:
 def rescore_countries(warehouse_url: str, countries: list[str], progress=print) -> dict[str, int]:
     """Rescore each country in its own transaction; {country: rows rescored}."""
     done = {}
+    ensure_calibration_tables(warehouse_url)  # the queue: a rescore also works before dbt ran
     conn = psycopg2.connect(warehouse_url, application_name="pulse-rescore")
     try:
-        with conn, conn.cursor() as cur:
-            cur.execute(QUEUE_DDL)
         for cnt in countries:
             started = time.perf_counter()
             done[cnt] = rescore_country(conn, cnt)

@@ -171,7 +171,7 @@ def copy_calibrations(source_url: str, scratch_url: str) -> int:
     They are parameters, like the seeds: the recomputation scores every row with the blocks
     the served warehouse uses now (a calibration is a slow job of its own, not part of a
     rebuild; src/pisa_pulse/indices/rescore.py rescored the rows scored before it)."""
-    from pisa_pulse.indices.calibrate import PARAMS_DDL
+    from pisa_pulse.indices.calibration_tables import ensure_calibration_tables
 
     text = io.StringIO()
     src = psycopg2.connect(source_url)
@@ -184,10 +184,10 @@ def copy_calibrations(source_url: str, scratch_url: str) -> int:
     finally:
         src.close()
     text.seek(0)
+    ensure_calibration_tables(scratch_url)
     dst = psycopg2.connect(scratch_url)
     try:
         with dst, dst.cursor() as cur:
-            cur.execute(PARAMS_DDL)
             cur.copy_expert("copy calibration.homepos_params from stdin", text)
             return cur.rowcount
     finally:
