@@ -35,14 +35,6 @@ import psycopg2
 from pisa_pulse.core import config
 from pisa_pulse.core.dbt import run_dbt
 
-FORAGE_TABLES = {
-    "submissions": "forage_submissions",
-    "submissions_over_time": "forage_submissions_over_time",
-    "learning_hours_per_week": "forage_learning_hours",
-    "escs": "forage_escs",
-    "early_education_and_belonging": "forage_early_education_belonging",
-}
-
 
 @dataclasses.dataclass
 class CheckResult:
@@ -70,7 +62,9 @@ def served_answers(url: str | None, sqlite_path: Path) -> dict[str, dict]:
     """Forage's five answers as served: over HTTP if `url`, else rendered from the SQLite file."""
     if url:
         answers = {}
-        for chart in FORAGE_TABLES:
+        from pisa_pulse.serving.forage_plugin import CHARTS
+
+        for chart in CHARTS:
             with urllib.request.urlopen(f"{url.rstrip('/')}/forage/{chart}", timeout=10) as r:
                 answers[chart] = json.load(r)
             if chart == "submissions_over_time":
@@ -83,16 +77,19 @@ def served_answers(url: str | None, sqlite_path: Path) -> dict[str, dict]:
 
 
 def render_sqlite(sqlite_path: Path) -> dict[str, dict]:
-    from pisa_pulse.serving.forage_plugin import answer
+    # The charts and the tables they read are the plugin's (dbt's manifest, serving/catalog.py):
+    # what is served is rendered by the serving code itself; the independent oracle
+    # (independent.py) keeps its own list of the five charts.
+    from pisa_pulse.serving.forage_plugin import CHARTS, answer
     from pisa_pulse.serving.reader import PublishedTables
 
     tables = PublishedTables(sqlite_path)
     try:
         tables.refresh()
-        answers = {c: answer(c, tables.rows(t), {}) for c, t in FORAGE_TABLES.items()}
+        answers = {c: answer(c, tables.rows(t), {}) for c, t in CHARTS.items()}
         answers["submissions_over_time:minute"] = answer(
             "submissions_over_time",
-            tables.rows(FORAGE_TABLES["submissions_over_time"]),
+            tables.rows(CHARTS["submissions_over_time"]),
             {"granularity": ["minute"]},
         )
         return answers

@@ -11,7 +11,8 @@ and PostgreSQL re-plans by itself when dbt replaces a view.
 
 from __future__ import annotations
 
-from pisa_pulse.serving.publisher import SCHEMA, Publisher, _quote
+from pisa_pulse.serving import catalog
+from pisa_pulse.serving.publisher import Publisher
 
 
 class PreparedPublisher(Publisher):
@@ -29,34 +30,35 @@ class PreparedPublisher(Publisher):
         name = self._prepared.get(table)
         if name is None:
             name = f"pulse_publish_{len(self._prepared)}"
-            cur.execute(f"prepare {name} as select * from {_quote(SCHEMA)}.{_quote(table)}")
+            cur.execute(f"prepare {name} as select * from {self.relation(table)}")
             self._prepared[table] = name
         cur.execute(f"execute {name}")
 
 
-# Published after every loader tick: what Forage polls, and the lag it reports.
-FAST_TABLES = (
-    "forage_submissions",
-    "forage_submissions_over_time",
-    "forage_learning_hours",
-    "forage_escs",
-    "forage_early_education_belonging",
-    "freshness",
-)
-# For analysts: a few seconds old is fine, and country_profile computes every index of the tail.
-SLOW_TABLES = ("reconciliation", "data_quality", "country_profile")
-
-
 class SplitPublisher:
-    """Two publishers on one SQLite file: the Forage tables on every call, the analyst marts
-    at most every `slow_interval` seconds. Each writes its own tables in its own transaction."""
+    """Two publishers on one SQLite file: the marts served `every_publication` (what Forage
+    polls, and the lag it reports) on every call; the `analyst_interval` ones (a few seconds
+    old is fine, and country_profile computes every index of the tail; the snapshot) at most
+    every `slow_interval` seconds. Which is which: dbt's manifest (serving/catalog.py). Each
+    writes its own tables in its own transaction."""
 
-    def __init__(self, warehouse_url: str, sqlite_path, slow_interval: float = 10.0):
+    def __init__(
+        self,
+        warehouse_url: str,
+        sqlite_path,
+        slow_interval: float = 10.0,
+        served: catalog.Catalog | None = None,
+    ):
         import time
 
+        served = served or catalog.load()
         self._clock = time.monotonic
-        self.fast = PreparedPublisher(warehouse_url, sqlite_path, tables=FAST_TABLES)
-        self.slow = PreparedPublisher(warehouse_url, sqlite_path, tables=SLOW_TABLES)
+        self.fast = PreparedPublisher(
+            warehouse_url, sqlite_path, tables=served.every_publication(), served=served
+        )
+        self.slow = PreparedPublisher(
+            warehouse_url, sqlite_path, tables=served.analyst_interval(), served=served
+        )
         self.slow_interval = slow_interval
         self._slow_at = float("-inf")
 

@@ -10,8 +10,9 @@ from datasette.app import Datasette
 from datasette.database import Database
 
 from pisa_pulse.core import config
+from pisa_pulse.serving import catalog
 from pisa_pulse.serving.dbt_docs import target_dir
-from pisa_pulse.serving.forage_plugin import DATABASE
+from pisa_pulse.serving.forage_plugin import CHARTS, DATABASE
 from pisa_pulse.serving.health import Thresholds
 from pisa_pulse.serving.publisher import ensure_sqlite
 
@@ -40,8 +41,17 @@ def _quiet_datasette_errors() -> None:
     handle_exception.rich = None
 
 
-def load_metadata() -> dict:
-    return yaml.safe_load(METADATA.read_text())
+def load_metadata(served: catalog.Catalog | None = None) -> dict:
+    """Datasette's metadata: the hand-written part (metadata.yml: the instance's title,
+    source, licence, the `publication` table, canned queries: what dbt does not know) with,
+    for every served mart, its title, description, columns, facets, sort and units generated
+    from dbt's manifest (serving/catalog.py). A table in both: dbt's keys win."""
+    metadata = yaml.safe_load(METADATA.read_text())
+    served = served or catalog.load()
+    tables = metadata.setdefault("databases", {}).setdefault(DATABASE, {}).setdefault("tables", {})
+    for name, generated in served.datasette_tables().items():
+        tables[name] = {**tables.get(name, {}), **generated}
+    return metadata
 
 
 def make_datasette(sqlite_path: str | Path, dbt_docs_dir: str | Path | None = None) -> Datasette:
@@ -52,7 +62,9 @@ def make_datasette(sqlite_path: str | Path, dbt_docs_dir: str | Path | None = No
     sqlite_path = Path(sqlite_path)
     ensure_sqlite(sqlite_path)
     _quiet_datasette_errors()
-    ds = Datasette(metadata=load_metadata(), settings=SETTINGS)
+    served = catalog.load()
+    CHARTS.use(served)
+    ds = Datasette(metadata=load_metadata(served), settings=SETTINGS)
     # The health thresholds, read now so that a bad environment variable stops the start.
     ds._pulse_thresholds = Thresholds.from_env()
     ds._pulse_dbt_docs = Path(dbt_docs_dir) if dbt_docs_dir else target_dir(config.home())

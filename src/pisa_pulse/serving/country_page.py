@@ -3,7 +3,8 @@
 Everything the published tables hold about one country: the key figures (submissions,
 learning hours, ESCS and its inputs, DURECEC, BELONG), the calibration state
 (`forage_escs.escs_provisional`), the data quality (values nulled, by reason and column),
-the reconciliation of computed vs official indices, the source's freshness, and then every
+the reconciliation of computed vs official indices, the source's freshness, a link to the
+country's profile over time (the snapshot `country_profile_history`), and then every
 row of every other published table that has a `country` column (so a mart published later
 shows up without a change here). `/country/` lists the countries.
 
@@ -45,7 +46,9 @@ OWN_SECTIONS = (
     "forage_early_education_belonging",
     "data_quality",
     "reconciliation",
+    "country_profile_history",  # linked (its versions are many), not listed row by row
 )
+HISTORY = "country_profile_history"  # the dbt snapshot of country_profile, for analysts
 
 
 def country_names() -> dict[str, str]:
@@ -163,6 +166,7 @@ async def gather(datasette, code: str) -> dict:
         "quality_published": "data_quality" in tables,
         "reconciliation": reconciliation,
         "reconciliation_published": "reconciliation" in tables,
+        "history_versions": len(found.get(HISTORY, [])) if HISTORY in tables else None,
         "freshness": freshness[0] if freshness else None,
         "others": others,
     }

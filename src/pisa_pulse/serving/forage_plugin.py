@@ -25,13 +25,14 @@ import json
 import mimetypes
 import sqlite3
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import parse_qs
 
 from datasette import hookimpl
 from datasette.utils.asgi import Response
 
-from pisa_pulse.serving import country_page, dbt_docs, forage
+from pisa_pulse.serving import catalog, country_page, dbt_docs, forage
 from pisa_pulse.serving.health import Publication, Thresholds, report
 from pisa_pulse.serving.publisher import PUBLICATION_TABLE
 from pisa_pulse.serving.reader import PublishedTables, TableMissing
@@ -55,14 +56,38 @@ CORS_HEADERS = {
 }
 NO_CACHE = {"cache-control": "no-store"}
 
-# chart → the published table it reads
-CHARTS = {
-    "submissions": "forage_submissions",
-    "submissions_over_time": "forage_submissions_over_time",
-    "learning_hours_per_week": "forage_learning_hours",
-    "escs": "forage_escs",
-    "early_education_and_belonging": "forage_early_education_belonging",
-}
+
+class _Charts(Mapping):
+    """Forage chart → the published table it reads, from dbt's manifest (`meta.served.chart`
+    of the served marts, serving/catalog.py): read once per process, on first use, so the
+    per-request path costs a dict lookup."""
+
+    def __init__(self):
+        self._charts: dict[str, str] | None = None
+
+    def _load(self) -> dict[str, str]:
+        if self._charts is None:
+            self._charts = catalog.load().charts()
+        return self._charts
+
+    def use(self, served: catalog.Catalog) -> None:
+        """Take the charts of this catalog (make_datasette passes the one it serves)."""
+        self._charts = served.charts()
+
+    def __getitem__(self, chart: str) -> str:
+        return self._load()[chart]
+
+    def __contains__(self, chart) -> bool:
+        return chart in self._load()
+
+    def __iter__(self):
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+CHARTS = _Charts()
 
 
 def _reader(datasette) -> PublishedTables:

@@ -23,23 +23,13 @@ from pathlib import Path
 import psycopg2
 
 from pisa_pulse.core import config
+from pisa_pulse.serving import catalog
 
-# Serving marts (Forage) and analyst marts, in `marts`; any that exist are published.
-TABLES = (
-    "forage_submissions",
-    "forage_submissions_over_time",
-    "forage_learning_hours",
-    "forage_escs",
-    "forage_early_education_belonging",
-    "freshness",
-    "reconciliation",
-    "data_quality",
-    "country_profile",
-)
-# Analyst marts change slowly and can cost more to read: fetched at most this often.
-ANALYST_TABLES = frozenset({"reconciliation", "data_quality", "country_profile"})
+# What is published, from which schema, and how often it is re-read: dbt's manifest says
+# (tag `served`, `meta.served`; serving/catalog.py). Analyst marts (refresh `analyst_interval`)
+# change slowly and can cost more to read: fetched at most every `analyst_interval` seconds.
 DEFAULT_ANALYST_INTERVAL_S = 5.0
-SCHEMA = "marts"
+SCHEMA = "marts"  # where a table the catalog does not know is read from
 # One row describing the last publication: when, and the digest of what was published.
 PUBLICATION_TABLE = "publication"
 DEFAULT_INTERVAL_S = 0.25
@@ -106,12 +96,18 @@ class Publisher:
         self,
         warehouse_url: str,
         sqlite_path: str | Path,
-        tables=TABLES,
+        tables=None,
         analyst_interval: float = DEFAULT_ANALYST_INTERVAL_S,
+        served: catalog.Catalog | None = None,
     ):
+        """`tables`: the names to publish (default: every served mart of the catalog);
+        `served`: the catalog (default: `catalog.load()`, dbt's manifest)."""
+        served = served or catalog.load()
         self.warehouse_url = warehouse_url
         self.sqlite_path = Path(sqlite_path)
-        self.tables = tuple(tables)
+        self.tables = tuple(served.names() if tables is None else tables)
+        self.schemas = {t: served.schemas().get(t, SCHEMA) for t in self.tables}
+        self.analyst_tables = frozenset(served.analyst_interval())
         self.analyst_interval = analyst_interval
         self._analyst: dict = {}  # the analyst marts as last fetched
         self._analyst_at = float("-inf")
@@ -133,7 +129,11 @@ class Publisher:
 
     def _select(self, cur, table: str) -> None:
         """Run the query reading one mart (a subclass may prepare it instead)."""
-        cur.execute(f"select * from {_quote(SCHEMA)}.{_quote(table)}")
+        cur.execute(f"select * from {self.relation(table)}")
+
+    def relation(self, table: str) -> str:
+        """The quoted warehouse relation a published table is read from."""
+        return f"{_quote(self.schemas[table])}.{_quote(table)}"
 
     def fetch(self) -> dict[str, tuple[list[tuple[str, str]], list[tuple]]]:
         """Every existing mart as (columns with SQLite types, rows), from one snapshot."""
@@ -141,12 +141,13 @@ class Publisher:
         try:
             with conn.cursor() as cur:
                 cur.execute(
-                    "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
-                    " where n.nspname = %s and c.relname = any(%s)"
+                    "select n.nspname, c.relname from pg_class c"
+                    " join pg_namespace n on n.oid = c.relnamespace"
+                    " where n.nspname = any(%s) and c.relname = any(%s)"
                     " and c.relkind in ('r', 'v', 'm', 'p', 'f')",
-                    (SCHEMA, list(self.tables)),
+                    (sorted(set(self.schemas.values())), list(self.tables)),
                 )
-                present = {name for (name,) in cur.fetchall()}
+                present = {name for schema, name in cur.fetchall() if self.schemas[name] == schema}
                 result = {}
                 analyst_due = time.monotonic() - self._analyst_at >= self.analyst_interval
                 if analyst_due:
@@ -155,7 +156,7 @@ class Publisher:
                 for table in self.tables:
                     if table not in present:
                         continue
-                    if table in ANALYST_TABLES and not analyst_due:
+                    if table in self.analyst_tables and not analyst_due:
                         if table in self._analyst:
                             result[table] = self._analyst[table]
                             continue
@@ -163,7 +164,7 @@ class Publisher:
                     columns = [(d.name, _sqlite_type(d.type_code)) for d in cur.description]
                     rows = [tuple(_to_sqlite(v) for v in row) for row in cur.fetchall()]
                     result[table] = (columns, rows)
-                    if table in ANALYST_TABLES:
+                    if table in self.analyst_tables:
                         self._analyst[table] = result[table]
             conn.commit()
         except psycopg2.Error:
