@@ -1,7 +1,7 @@
 """HOMEPOS calibration triggered by the data, not only by the clock (issue 14).
 
-The trigger counts a country's staged rows in a real PostgreSQL database (a table standing in
-for staging.stg_pisa__responses with the two columns it reads) and reads
+The trigger counts a country's scored rows in a real PostgreSQL database (a table standing in
+for intermediate.int_student_indices with the three columns it reads) and reads
 calibration.homepos_params; the scheduler runs a real job subprocess when it fires.
 """
 
@@ -23,19 +23,20 @@ def _world(url: str) -> None:
     conn = psycopg2.connect(url)
     with conn, conn.cursor() as cur:
         cur.execute(
-            "create schema staging;"
-            " create table staging.stg_pisa__responses (cnt text, homepos numeric)"
+            "create schema intermediate; create table intermediate.int_student_indices"
+            " (cnt text, homepos_computed double precision, homepos_official double precision)"
         )
     conn.close()
     assert ensure_calibration_tables(url)  # by dbt run-operation, as before a first dbt run
 
 
-def _add_rows(url: str, cnt: str, n: int, official: bool = False) -> None:
+def _add_rows(url: str, cnt: str, n: int, official: bool = False, scorable: bool = True) -> None:
     conn = psycopg2.connect(url)
     with conn, conn.cursor() as cur:
         cur.execute(
-            "insert into staging.stg_pisa__responses select %s, %s from generate_series(1, %s)",
-            (cnt, 0.5 if official else None, n),
+            "insert into intermediate.int_student_indices"
+            " select %s, %s, %s from generate_series(1, %s)",
+            (cnt, 0.4 if scorable else None, 0.5 if official else None, n),
         )
     conn.close()
 
@@ -71,6 +72,24 @@ def test_trigger_fires_at_the_threshold_and_again_when_grown(fresh_db):
     # Official values arrive: fitting to them is a new method, due at once.
     _add_rows(url, "QBB", 30, official=True)
     assert trigger() and trigger.due == ["QBB"]
+
+
+def test_trigger_counts_scorable_rows_as_the_calibration_does(fresh_db):
+    """Rows with fewer than 3 valid items (no computed HOMEPOS) do not count: the job would
+    decline the country (too_few_rows) and the trigger would then wait for twice the rows."""
+    url = fresh_db("trig")
+    _world(url)
+    trigger = CalibrationTrigger(url, min_rows=100, min_official=30, growth=2.0)
+    _add_rows(url, "QCC", 95)
+    _add_rows(url, "QCC", 10, scorable=False)
+    assert not trigger()  # 105 rows, 95 scorable
+    _add_rows(url, "QCC", 5)
+    assert trigger() and trigger.due == ["QCC"]
+
+
+def test_trigger_before_the_first_build(fresh_db):
+    url = fresh_db("trig")  # no intermediate schema yet: nothing scored, nothing due
+    assert not CalibrationTrigger(url, min_rows=100)()
 
 
 def test_scheduler_runs_a_triggered_job_before_its_clock(tmp_path):

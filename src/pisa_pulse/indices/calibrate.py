@@ -217,15 +217,25 @@ class CalibrationTrigger:
         self.due: list[str] = []
 
     def counts(self) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, str, int]]]:
+        """cnt → (scorable rows, rows with official HOMEPOS), and the calibrations so far.
+
+        Scorable rows (≥ 3 valid items, where HOMEPOS is computed) are what `calibrate_homepos`
+        counts against `min_rows`: counting every row fired the job at 2,000 rows with ~1,900
+        scorable, it declined (too_few_rows), and the trigger then waited for 4,000 rows.
+        Read from the scored table, not the staging view: no cleaning recomputed per poll.
+        """
         conn = psycopg2.connect(self.url)
         try:
             with conn.cursor() as cur:
                 cur.execute("set statement_timeout = '20s'")
-                cur.execute(
-                    "select cnt, count(*), count(homepos) from staging.stg_pisa__responses"
-                    " group by cnt"
-                )
-                rows = {r[0]: (r[1], r[2]) for r in cur.fetchall() if r[0]}
+                cur.execute("select to_regclass('intermediate.int_student_indices') is not null")
+                rows = {}
+                if cur.fetchone()[0]:  # not yet built: nothing scored, nothing to calibrate
+                    cur.execute(
+                        "select cnt, count(homepos_computed), count(homepos_official)"
+                        " from intermediate.int_student_indices group by cnt"
+                    )
+                    rows = {r[0]: (r[1], r[2]) for r in cur.fetchall() if r[0]}
                 cur.execute("select to_regclass('calibration.homepos_params') is not null")
                 previous = _previous(conn) if cur.fetchone()[0] else {}
         finally:
