@@ -130,3 +130,5 @@ def test_a_new_version_reaches_datasette_by_the_slow_publication(served):
     assert new["submissions"] == old["submissions"] + len(fra)
     assert old["dbt_valid_to"] == new["dbt_valid_from"] and new["dbt_valid_to"] is None
     assert len(_history(client, "country=ITA")) == 1
+    # By default newest first (meta.served.sort_desc).
+    assert _history(client, "country=FRA")[0]["dbt_valid_from"] == new["dbt_valid_from"]

@@ -59,7 +59,9 @@ def test_serves_the_three_files_and_nothing_else(tmp_path):
 
 def test_the_docs_job_writes_where_datasette_reads(tmp_path, monkeypatch):
     monkeypatch.setenv("PULSE_HOME", str(tmp_path))
-    args = argparse.Namespace(build_every=0, check_every=0, docs_every=1800, calibrate_every=0)
+    args = argparse.Namespace(
+        build_every=0, check_every=0, docs_every=1800, calibrate_every=0, source_freshness_every=0
+    )
     (job,) = _jobs(args, tmp_path)
     assert job.name == "docs"
     argv = list(job.argv)

@@ -23,6 +23,7 @@ import functools
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -236,8 +237,14 @@ def load(manifest_path: str | Path | None = None) -> Catalog:
     target/manifest.json (parsed when stale). Cached per file version."""
     explicit = manifest_path or os.environ.get("PULSE_MANIFEST")
     path = Path(explicit) if explicit else ensure_manifest()
-    try:
-        mtime = path.stat().st_mtime_ns
-    except OSError as exc:
-        raise CatalogError(f"no dbt manifest at {path}: {exc}") from exc
-    return _read_cached(str(path), mtime)
+    for attempt in range(5):
+        try:
+            return _read_cached(str(path), path.stat().st_mtime_ns)
+        except OSError as exc:
+            raise CatalogError(f"no dbt manifest at {path}: {exc}") from exc
+        except CatalogError:
+            # Another dbt command (same default target) may be rewriting it: read it again.
+            if attempt == 4:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
