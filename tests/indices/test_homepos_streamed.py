@@ -31,13 +31,12 @@ import threading
 import time
 import uuid
 
-import psycopg2
 import pytest
 
 from pisa_pulse.core import codebook, config
 from pisa_pulse.indices.calibrate import DEFAULT_MIN_ROWS
 from pisa_pulse.realtime.probe import served_count, source_total, wait_for
-from tests.support.databases import create_database
+from tests.support.databases import create_database, query
 
 pytestmark = pytest.mark.integration
 
@@ -124,13 +123,7 @@ class World:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def query(self, sql: str, params=None) -> list[tuple]:
-        conn = psycopg2.connect(self.warehouse)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql, params)
-                return cur.fetchall()
-        finally:
-            conn.close()
+        return query(self.warehouse, sql, params)
 
     def served_escs(self) -> dict[str, dict]:
         try:
