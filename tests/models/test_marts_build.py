@@ -67,6 +67,15 @@ def test_docs_describe_the_marts_and_the_exposure(built):
     assert exposure["owner"]["name"].startswith("GEI")
     assert {d.rsplit(".", 1)[1] for d in exposure["depends_on"]["nodes"]} == FORAGE_VIEWS
     assert exposure["description"].count("/forage/") == 5
+    # the exposure names exactly the charts the served meta (the catalog's owner) declares
+    charts = {
+        n["name"]: n["config"]["meta"]["served"]
+        for n in manifest["nodes"].values()
+        if "served" in n["tags"] and n["config"]["meta"]["served"].get("chart")
+    }
+    assert set(charts) == {d.rsplit(".", 1)[1] for d in exposure["depends_on"]["nodes"]}
+    for name, meta in charts.items():
+        assert f"`{meta['forage_path']}" in exposure["description"], name
 
 
 def test_weighted_means_match_the_reference(built):

@@ -11,6 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pisa_pulse.core import codebook
@@ -342,6 +343,33 @@ def test_a_tooltip_persists_across_a_poll(site, page):
     assert page.get_attribute(bar, "data-marked") == "yes"  # the same node: a keyed update
     page.mouse.move(0, 0)
     execute(url, "update marts.forage_learning_hours set hours = hours - 1")
+
+
+def test_a_provisional_escs_is_marked_on_the_map(site, page):
+    """forage_escs.escs_provisional (HOMEPOS not yet calibrated) reaches the map: a dashed
+    outline, the tooltip, the note and the table say so; Forage's JSON keeps its shape."""
+    base, url, data, _publisher, _home, _ = site
+    country = next(c for c, v, *_ in data["forage_escs"] if v is not None and c in ("FRA", "ITA"))
+    execute(url, "update marts.forage_escs set escs_provisional = (country = %s)", (country,))
+    try:
+        page.wait_for_selector(f'#chart-map path[data-id="{country}"][data-provisional=yes]',
+                               timeout=12_000)  # fmt: skip
+        assert page.locator("#chart-map path[data-provisional=yes]").count() == 1
+        name = codebook.country_names()[country]
+        assert "Provisional ESCS" in page.inner_text("#note-map") and name in page.inner_text(
+            "#note-map"
+        )
+        # France's and Italy's shapes have sea at their bounding box's centre: no real hover
+        page.dispatch_event(f'#chart-map path[data-id="{country}"]', "pointerenter")
+        page.wait_for_function(
+            "document.getElementById('tooltip').textContent.includes('provisional')",
+            timeout=3_000,
+        )
+        page.dispatch_event(f'#chart-map path[data-id="{country}"]', "pointerleave")
+        escs = httpx.get(base + "/forage/escs", timeout=5).json()
+        assert all(set(d) == {"id", "value"} for d in escs["datasets"])
+    finally:
+        execute(url, "update marts.forage_escs set escs_provisional = false")
 
 
 def test_the_dashboard_follows_new_publications(site, page):

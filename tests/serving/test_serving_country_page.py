@@ -35,7 +35,6 @@ REASONS = ("na", "missing_code", "out_of_range", "malformed")
 INDICES = ("tmins", "durecec", "belong", "escs", "hisei", "pared", "paredint", "homepos")
 
 ANALYST_DDL = """
-alter table marts.forage_escs add column escs_provisional boolean;
 create table marts.data_quality (country text, column_name text, reason text,
     values_nulled bigint, max_load_seq bigint);
 create table marts.reconciliation (index_name text, country text, tolerance double precision,

@@ -65,7 +65,7 @@ def test_publishes_every_existing_mart_with_its_values(warehouse, publisher):
     assert count == data["forage_submissions"][0][0]
     assert isinstance(count, int)
     by_country = {r[0]: r for r in sqlite_rows(path, "forage_escs")}
-    for country, value, n, weighted in data["forage_escs"]:
+    for country, value, n, weighted, _provisional in data["forage_escs"]:
         assert by_country[country][1] == value  # floats survive exactly (REAL = float8)
         assert by_country[country][2] == n
         assert by_country[country][3] == int(weighted)

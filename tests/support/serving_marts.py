@@ -17,19 +17,24 @@ from dataclasses import dataclass
 
 import psycopg2
 
-DDL = """
-create schema if not exists marts;
-create table marts.forage_submissions (count bigint);
-create table marts.forage_submissions_over_time (
-    granularity text, bucket_start timestamptz, label text, submissions bigint);
-create table marts.forage_learning_hours (
-    country text, hours integer, tmins_mean double precision, n bigint, weighted boolean);
-create table marts.forage_escs (country text, value double precision, n bigint, weighted boolean);
-create table marts.forage_early_education_belonging (
-    country text, durecec_mean double precision, belong_mean double precision,
-    submissions bigint, weighted boolean);
-create table marts.freshness (source text, lag_ms bigint, status text);
-"""
+from pisa_pulse.serving import catalog
+
+# `freshness` has no contract: the columns the serving side reads.
+FRESHNESS_DDL = "create table marts.freshness (source text, lag_ms bigint, status text);"
+
+
+def forage_ddl() -> str:
+    """The Forage views as tables, column for column as their enforced dbt contracts declare
+    them (the manifest, the one owner: serving/catalog.py), and `freshness`."""
+    manifest = json.loads(catalog.ensure_manifest().read_text())
+    models = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+    parts = ["create schema if not exists marts;"]
+    for name in catalog.from_manifest(manifest).charts().values():
+        declared = models[name]["columns"].values()
+        columns = ", ".join(f"{c['name']} {c['data_type']}" for c in declared)
+        parts.append(f"create table marts.{name} ({columns});")
+    return "\n".join([*parts, FRESHNESS_DDL])
+
 
 COUNTRIES = ("FRA", "ITA", "MEX", "GBR", "ESP")
 NULL_COUNTRY = "ESP"  # has submissions but no valid index values: omitted from the charts
@@ -53,13 +58,13 @@ def random_marts(
     for c, n in per_country.items():
         if c == NULL_COUNTRY:
             learning.append((c, None, None, 0, True))
-            escs.append((c, None, 0, True))
+            escs.append((c, None, 0, True, False))
             early.append((c, None, None, n, True))
             continue
         forced = outliers.get(c, {})
         tmins = forced.get("hours", rnd.uniform(1200, 2000) / 60) * 60
         learning.append((c, round(tmins / 60), tmins, n, True))
-        escs.append((c, forced.get("escs", rnd.uniform(-1.5, 0.8)), n, True))
+        escs.append((c, forced.get("escs", rnd.uniform(-1.5, 0.8)), n, True, False))
         durecec = forced.get("durecec", rnd.uniform(1, 4))
         early.append((c, durecec, forced.get("belong", rnd.uniform(-0.5, 0.5)), n, True))
     return {
@@ -76,7 +81,7 @@ def random_marts(
 def create_marts(warehouse_url: str, data: dict[str, list[tuple]]) -> None:
     conn = psycopg2.connect(warehouse_url)
     with conn, conn.cursor() as cur:
-        cur.execute(DDL)
+        cur.execute(forage_ddl())
         write_marts(cur, data)
     conn.close()
 

@@ -19,6 +19,11 @@
   let world = null;
   let showAllBars = false;
   let mapValues = new Map(); // map feature id → the published row (read by the tooltips)
+  // Countries whose ESCS is provisional (their HOMEPOS not yet calibrated): the published mart
+  // forage_escs.escs_provisional, read from Datasette's table JSON every 5 s, so Forage's own
+  // JSON keeps the shape GEI specified.
+  const PROVISIONAL = "/pulse/forage_escs.json?_shape=array&_col=country&escs_provisional=1&_size=max";
+  let provisional = new Set();
 
   const el = (id) => document.getElementById(id);
   const fmt = d3.format(",");
@@ -212,7 +217,8 @@
 
   function drawMap(body, chart) {
     const rows = body.datasets.slice().sort((a, b) => d3.ascending(nameOf(a.id), nameOf(b.id)));
-    chart.table = [["country", "code", "mean ESCS"], ...rows.map((d) => [nameOf(d.id), d.id, d.value])];
+    chart.table = [["country", "code", "mean ESCS", "provisional"],
+      ...rows.map((d) => [nameOf(d.id), d.id, d.value, provisional.has(d.id) ? "yes" : "no"])];
     const values = (mapValues = new Map(rows.map((d) => [MAP_ALIASES[d.id] || d.id, d])));
     if (!world) return "the map is loading";
     const svg = el("chart-map");
@@ -224,11 +230,15 @@
       .join((enter) => enter.append("path").attr("stroke", "#fff").attr("stroke-width", 0.4)
         .call(tooltip, (f) => {
           const d = mapValues.get(f.id);
-          return d ? `${label(d.id)}: mean ESCS ${d.value}` : `${f.properties.name}: no data`;
+          if (!d) return `${f.properties.name}: no data`;
+          return `${label(d.id)}: mean ESCS ${d.value}` + (provisional.has(d.id) ? " (provisional: home possessions not yet calibrated)" : "");
         }))
       .attr("d", d3.geoPath(projection))
       .attr("fill", (f) => (values.has(f.id) ? color(values.get(f.id).value) : NO_DATA))
-      .attr("data-id", (f) => f.id);
+      .attr("data-id", (f) => f.id)
+      .attr("data-provisional", (f) => (values.has(f.id) && provisional.has(values.get(f.id).id) ? "yes" : null))
+      .attr("stroke-dasharray", (f) => (values.has(f.id) && provisional.has(values.get(f.id).id) ? "2,1.5" : null))
+      .attr("stroke", (f) => (values.has(f.id) && provisional.has(values.get(f.id).id) ? "#333" : "#fff"));
     // Legend: the colour ramp (clamped at ±1.5) and a swatch for countries without data.
     const steps = d3.range(-1.5, 1.51, 0.5);
     const sw = Math.min(44, Math.floor((w - 90) / steps.length));
@@ -245,7 +255,9 @@
     legend.selectAll("text.no-data-label").data(["no data"]).join("text").attr("class", "no-data-label")
       .attr("x", nd + 20).attr("y", 9).text((d) => d);
     const missing = rows.filter((d) => !world.features.some((f) => f.id === (MAP_ALIASES[d.id] || d.id)));
-    el("note-map").textContent = missing.length ? `Too small for the 1:110m map (see the table): ${missing.map((d) => `${nameOf(d.id)} ${d.value}`).join(", ")}.` : "";
+    const interim = rows.filter((d) => provisional.has(d.id));
+    el("note-map").textContent = (missing.length ? `Too small for the 1:110m map (see the table): ${missing.map((d) => `${nameOf(d.id)} ${d.value}`).join(", ")}. ` : "") +
+      (interim.length ? `Provisional ESCS (home possessions not yet calibrated; dashed outline): ${interim.map((d) => nameOf(d.id)).join(", ")}.` : "");
     root.attr("aria-label", `World map of mean ESCS, ${rows.length} countries with data` +
       (rows.length ? `; from ${d3.min(rows, (d) => d.value)} to ${d3.max(rows, (d) => d.value)}` : ""));
     return rows.length > 0;
@@ -424,6 +436,14 @@
 
   // ---- freshness, from the server's clock ----------------------------------------------------
   let lastHealth = null; // when (this browser's clock) the server last answered: only for "unreachable"
+  async function pollProvisional() {
+    try {
+      const res = await fetch(PROVISIONAL, { cache: "no-store" });
+      if (res.ok) provisional = new Set((await res.json()).map((r) => r.country));
+    } catch (_) { /* not published yet: no country is marked */ }
+    setTimeout(pollProvisional, 5000);
+  }
+
   async function pollHealth() {
     const started = Date.now();
     try {
@@ -500,4 +520,5 @@
   }).catch(() => setState(CHARTS[3], "error", "The world map could not be loaded."));
   for (const chart of CHARTS) pollChart(chart);
   pollHealth();
+  pollProvisional();
 })();
