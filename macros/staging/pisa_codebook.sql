@@ -8,11 +8,10 @@
 
 {#- The columns declared on source pisa.responses, as [{column, item}] (loader columns excluded). -#}
 {% macro pisa_declared_columns() %}
-    {%- set loader_columns = ['cnt', 'id', 'created_at', '_loaded_at', '_load_seq'] -%}
     {%- set out = [] -%}
     {%- set sources = graph.sources.values() if execute else [] -%}
     {%- for node in sources if node.source_name == 'pisa' and node.name == 'responses' -%}
-        {%- for name, col in node.columns.items() if name not in loader_columns -%}
+        {%- for name, col in node.columns.items() if not col.meta.get('loader_managed') -%}
             {%- do out.append({'column': name, 'item': (col.meta.get('pisa_variable') or name) | lower}) -%}
         {%- endfor -%}
     {%- endfor -%}
