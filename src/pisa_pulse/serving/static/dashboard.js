@@ -257,7 +257,8 @@
     const missing = rows.filter((d) => !world.features.some((f) => f.id === (MAP_ALIASES[d.id] || d.id)));
     const interim = rows.filter((d) => provisional.has(d.id));
     el("note-map").textContent = (missing.length ? `Too small for the 1:110m map (see the table): ${missing.map((d) => `${nameOf(d.id)} ${d.value}`).join(", ")}. ` : "") +
-      (interim.length ? `Provisional ESCS (home possessions not yet calibrated; dashed outline): ${interim.map((d) => nameOf(d.id)).join(", ")}.` : "");
+      (interim.length > 8 ? `Provisional ESCS for ${interim.length} countries (home possessions not yet calibrated; dashed outline, listed in the table).`
+        : interim.length ? `Provisional ESCS (home possessions not yet calibrated; dashed outline): ${interim.map((d) => nameOf(d.id)).join(", ")}.` : "");
     root.attr("aria-label", `World map of mean ESCS, ${rows.length} countries with data` +
       (rows.length ? `; from ${d3.min(rows, (d) => d.value)} to ${d3.max(rows, (d) => d.value)}` : ""));
     return rows.length > 0;
