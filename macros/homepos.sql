@@ -297,6 +297,13 @@ create table if not exists calibration.rescored_countries (
     cnt text not null,
     rescored_at timestamptz not null default now()
 );
+-- Countries with a calibration written but their rows not yet rescored: inserted in the
+-- calibration's own transaction, deleted in the rescore's, so a calibrate job killed between
+-- the two leaves the marker and the next job finishes the work (indices/calibrate.py).
+create table if not exists calibration.rescore_pending (
+    cnt text primary key,
+    since timestamptz not null default now()
+);
 -- Memo of WLE results; unlogged (a cache), no unique key so concurrent writers never wait.
 create unlogged table if not exists reference.homepos_wle_cache (
     param_version text not null,

@@ -238,3 +238,39 @@ def test_wle_boundaries(world):
     for name in ("three_valid", "all_zero", "all_max"):
         scores = np.array([[hm.MISSING if ch == "." else int(ch) for ch in patterns[name]]])
         assert abs(hm.wle(scores, params)[0] - values[name]) < 1e-6
+
+
+def test_a_calibration_whose_job_died_before_the_rescore_is_finished_by_the_next(
+    world, monkeypatch
+):
+    """Crash safety: the block and its rescore marker commit together, so a calibrate job
+    killed between writing the block and rescoring (here: the rescore raises) leaves the
+    marker, and the next job refreshes the parameters and rescores the country."""
+    from pisa_pulse.indices import calibrate
+
+    conn = psycopg2.connect(world.url)
+    with conn, conn.cursor() as cur:
+        cur.execute("delete from calibration.homepos_params where cnt = 'DEU'")
+        cur.execute("delete from calibration.rescore_pending")
+    conn.close()
+
+    def killed(*_args, **_kwargs):
+        raise SystemExit("killed before the rescore")
+
+    monkeypatch.setattr(calibrate, "rescore_countries", killed)
+    with pytest.raises(SystemExit):
+        calibrate_homepos(world.url, min_rows=500, dbt_dir=world.target.parent)
+    assert world.query("select cnt from calibration.rescore_pending") == [{"cnt": "DEU"}]
+    monkeypatch.undo()
+
+    done: list[list[str]] = []
+    real = calibrate.rescore_countries
+    monkeypatch.setattr(
+        calibrate,
+        "rescore_countries",
+        lambda url, cnts, **kw: done.append(cnts) or real(url, cnts, **kw),
+    )
+    report = calibrate_homepos(world.url, min_rows=500, dbt_dir=world.target.parent)
+    assert {c.cnt: c.status for c in report.countries}["DEU"] == "up_to_date"
+    assert report.refreshed and done == [["DEU"]]
+    assert world.query("select count(*) as n from calibration.rescore_pending")[0]["n"] == 0

@@ -166,6 +166,11 @@ def write_block(conn, cnt: str, fit: FitResult, version: int) -> None:
                 " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (cnt, version, fit.method, item, float(fit.params.a[i]), *steps, fit.n_rows, note),
             )
+        # In the block's transaction: its rows must be rescored, even if this job dies first.
+        cur.execute(
+            "insert into calibration.rescore_pending (cnt) values (%s) on conflict do nothing",
+            (cnt,),
+        )
 
 
 def refresh_params_model(warehouse_url: str, dbt_dir: Path | None = None) -> None:
@@ -290,6 +295,10 @@ def calibrate_homepos(
     conn = psycopg2.connect(url)
     try:
         previous = _previous(conn)
+        with conn.cursor() as cur:  # calibrations an earlier job wrote but did not rescore
+            cur.execute("select cnt from calibration.rescore_pending order by cnt")
+            pending = [r[0] for r in cur.fetchall()]
+        conn.commit()
         data = load_country_data(conn, countries)
         for done, cnt in enumerate(sorted(data)):
             if progress is not None:
@@ -326,14 +335,16 @@ def calibrate_homepos(
                 has = ~np.isnan(d.official)
                 ours = wle(d.scores[has], fit.params)
                 outcome.within_001_official = float(np.mean(np.abs(ours - d.official[has]) <= 0.01))
-        if refresh and any(c.status == "calibrated" for c in report.countries):
+        if refresh and (pending or any(c.status == "calibrated" for c in report.countries)):
             refresh_params_model(url, dbt_dir)
             report.refreshed = True
-            # Rows scored before the new blocks are scored again, as a rebuild would score them.
+            # Rows scored before the new blocks are scored again, as a rebuild would score them
+            # (with those of a calibration whose job died before its rescore).
             new_blocks = [
                 c.cnt for c in report.countries if c.status == "calibrated" and c.cnt not in seeded
             ]
-            report.rescored = rescore_countries(url, new_blocks, progress=lambda _: None)
+            again = sorted(set(new_blocks) | set(pending))
+            report.rescored = rescore_countries(url, again, progress=lambda _: None)
             prune_cache(conn)
             conn.commit()
     finally:

@@ -16,7 +16,11 @@ import psycopg2
 
 from pisa_pulse.core.dbt import run_dbt
 
-TABLES = ("calibration.homepos_params", "calibration.rescored_countries")
+TABLES = (
+    "calibration.homepos_params",
+    "calibration.rescored_countries",
+    "calibration.rescore_pending",
+)
 
 
 def calibration_tables_exist(warehouse_url: str) -> bool:

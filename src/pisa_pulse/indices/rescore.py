@@ -41,8 +41,9 @@ def rescore_country(conn, cnt: str) -> int:
     """Score every computed row of `cnt` again and queue its state; returns the rows rescored."""
     with conn, conn.cursor() as cur:
         table, view = columns_of(cur, TABLE), columns_of(cur, VIEW)
-        if not table or not view:
-            return 0  # dbt has not built the model yet: nothing was scored
+        if not table or not view:  # dbt has not built the model yet: nothing was scored
+            cur.execute("delete from calibration.rescore_pending where cnt = %s", (cnt,))
+            return 0
         cols = ", ".join(f'"{c}"' for c in view if c in table)
         cur.execute(INDICES_LOCK_SQL)
         cur.execute(f"select coalesce(max(_load_seq), 0) from {TABLE}")
@@ -57,6 +58,8 @@ def rescore_country(conn, cnt: str) -> int:
         cur.execute(DROP_TOMBSTONED_SQL)
         cur.execute(STATE_LOCK_SQL)
         cur.execute("insert into calibration.rescored_countries (cnt) values (%s)", (cnt,))
+        # done: the calibration's marker goes in the same transaction (indices/calibrate.py)
+        cur.execute("delete from calibration.rescore_pending where cnt = %s", (cnt,))
     return rescored
 
 
