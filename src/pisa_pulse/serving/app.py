@@ -11,6 +11,7 @@ from datasette.database import Database
 
 from pisa_pulse.core import config
 from pisa_pulse.serving import catalog
+from pisa_pulse.serving.cpu_priority import favour_event_loop
 from pisa_pulse.serving.dbt_docs import target_dir
 from pisa_pulse.serving.forage_plugin import CHARTS, DATABASE
 from pisa_pulse.serving.health import Thresholds
@@ -78,6 +79,8 @@ def serve(sqlite_path: str | Path, host: str, port: int, ssl_keyfile=None, ssl_c
 
     ds = make_datasette(sqlite_path)
     asyncio.run(ds.invoke_startup())
+    # This thread runs the event loop: Forage's answers first on the CPU (cpu_priority.py).
+    print(f"pulse serve: {favour_event_loop()}", flush=True)
     uvicorn.run(
         ds.app(),
         host=host,
