@@ -27,6 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="100/s for 20 s")
     p.add_argument("--no-check", action="store_true", help="skip the full recomputation")
     p.add_argument("--keep", action="store_true", help="keep the data folder (logs, data)")
+    p.add_argument(
+        "--fsync-off",
+        action="store_true",
+        help="a variant, to price durability: fsync and full_page_writes turned off on the "
+        "running cluster (ALTER SYSTEM) before the load; labelled so in the result",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with System(keep=args.keep) as system:
         print(f"pulse up ready in {time.monotonic() - started:.0f} s")
+        if args.fsync_off:
+            make_not_durable(system.settings.warehouse_url)
         for rate in rates:
             result = measure(system, rate, args.seconds)
             judge(result)
@@ -62,9 +70,24 @@ def run(args: argparse.Namespace) -> int:
     return 0 if ok and (check is None or check.ok) else 1
 
 
+def make_not_durable(warehouse_url: str) -> None:
+    """The --fsync-off variant: both settings are reloadable (no restart, same data)."""
+    import psycopg2
+
+    conn = psycopg2.connect(warehouse_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("alter system set fsync = off")
+        cur.execute("alter system set full_page_writes = off")
+        cur.execute("select pg_reload_conf()")
+    conn.close()
+    print("variant: fsync and full_page_writes OFF (not what `make run` ships)")
+
+
 def _save(args, results: list[dict], check) -> None:
+    durability = "fsync OFF (variant)" if args.fsync_off else "durable warehouse"
     out = {
-        "system": "pulse up (make run): durable warehouse, every source, jobs on",
+        "system": f"pulse up (make run): {durability}, every source, jobs on",
         "rates": results,
         "check": None if check is None else check.as_dict(),
     }
