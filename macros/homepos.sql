@@ -251,6 +251,7 @@ end
             "select to_regclass('calibration.homepos_params') is not null"
             ~ " and to_regclass('reference.homepos_wle_cache_key_idx') is not null"
             ~ " and to_regclass('calibration.rescored_countries') is not null"
+            ~ " and to_regclass('calibration.rescore_pending') is not null"
         ) -%}
         {%- do current.update({'tables': tables.rows[0][0]}) -%}
     {%- endif %}

@@ -9,8 +9,10 @@ For every country with staged rows and no seed block it picks, in order:
 The result lands in `calibration.homepos_params` (a new version per country); dbt's
 `int_homepos_params` reads the newest version, so the job rebuilds that model when asked,
 and then scores the country's rows again (indices/rescore.py): rows scored with the old block
-would otherwise differ from a rebuild. A country is recalibrated only when its rows have
-grown by `growth` since the last fit.
+would otherwise differ from a rebuild. Last, it recomputes the rescored countries' additive
+state itself (`fold_rescored_state`) rather than leave them to the loop's next dbt tick, which
+only comes when new rows arrive. A country is recalibrated only when its rows have grown by
+`growth` since the last fit.
 
 Entry point for schedulers: `calibrate_homepos(settings_or_url, countries=None, …)`.
 """
@@ -37,7 +39,7 @@ from pisa_pulse.indices.homepos_model import (
     score_item,
     wle,
 )
-from pisa_pulse.indices.rescore import rescore_countries
+from pisa_pulse.indices.rescore import fold_rescored_state, rescore_countries
 
 if TYPE_CHECKING:  # scipy is slow to import: only the calibration itself needs it
     from pisa_pulse.indices.homepos_fit import FitResult
@@ -83,6 +85,7 @@ class CalibrationReport:
     countries: list[CountryOutcome] = field(default_factory=list)
     refreshed: bool = False
     rescored: dict[str, int] = field(default_factory=dict)  # country -> rows scored again
+    folded: list[str] = field(default_factory=list)  # countries whose state was recomputed
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
@@ -292,6 +295,10 @@ def calibrate_homepos(
     report = CalibrationReport()
     seeded = set(block_countries())
     ensure_calibration_tables(url)  # the job also works before dbt ran
+    # One dbt target for the job's two dbt runs (the refresh, the state): the second parses
+    # partially.
+    scratch = None if dbt_dir else tempfile.TemporaryDirectory(prefix="pulse_calibrate_")
+    dbt_dir = Path(scratch.name) if scratch else dbt_dir
     conn = psycopg2.connect(url)
     try:
         previous = _previous(conn)
@@ -347,7 +354,13 @@ def calibrate_homepos(
             report.rescored = rescore_countries(url, again, progress=lambda _: None)
             prune_cache(conn)
             conn.commit()
+        if refresh:
+            # The rescored countries' state now (also one a killed job left queued): the loop's
+            # dbt ticks only come with new rows, and until then the state is the old blocks'.
+            report.folded = fold_rescored_state(url, dbt_dir)
     finally:
         conn.close()
+        if scratch is not None:
+            scratch.cleanup()
     report.seconds = round(time.perf_counter() - started, 3)
     return report
