@@ -6,11 +6,11 @@ scored with the old block (DEFAULT, provisional), while a rebuild from scratch w
 them all with the new one. So, right after the calibration, every row of the country is
 scored again, and the country's additive state is recomputed:
 
-1. one transaction per country, holding the lock of int_student_indices (the loop's advance
-   skips a turn meanwhile; the serving views compute newer rows live): the country's rows up
-   to the table's newest `_load_seq` are deleted and inserted again from the live view
-   (rows beyond it are the advance's, already scored with the new block), tombstoned rows
-   removed as the model's post-hook does;
+1. one transaction per country: the country's rows up to the table's newest `_load_seq` are
+   scored again from the live view into a temporary table (rows beyond that mark are the
+   advance's, already scored with the new block); then, holding the lock of
+   int_student_indices only for the copy (the loop's advance skips a turn meanwhile), they
+   replace the country's rows, tombstoned rows removed as the model's post-hook does;
 2. in the same transaction, under the state's lock (the state model's pre-hook takes it), the
    country is queued in `calibration.rescored_countries`: the next dbt tick recomputes its
    state row from the rescored rows (as it does for a country with new tombstones) and
@@ -33,6 +33,7 @@ few seconds, as after a deletion; `marts.forage_escs.escs_provisional` stays tru
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -54,36 +55,58 @@ STATE_MODEL = "country_index_state"
 
 
 def rescore_country(conn, cnt: str) -> int:
-    """Score every computed row of `cnt` again and queue its state; returns the rows rescored."""
+    """Score every computed row of `cnt` again and queue its state; returns the rows rescored.
+
+    The scoring (every index of every row of the country, ~0.1-0.7 ms a row) runs before the
+    lock is taken, into a temporary table; under the lock only the copy. While the lock is
+    held the loop's advance skips its turns, and at 1,000 rows/s the rows it leaves behind
+    passed `publish_tail_max` within three seconds, so publications stopped for as long as a
+    large country took to score (seen: lost commits during calibrations, issue 12). Rows
+    that change meanwhile are safe: a row advanced after `mark` was scored with the new block
+    (the parameters were rebuilt before this runs), and a row deleted at its source since
+    the scoring is dropped again by the tombstone step after the copy.
+    """
     with conn, conn.cursor() as cur:
         table, view = columns_of(cur, TABLE), columns_of(cur, VIEW)
         if not table or not view:  # dbt has not built the model yet: nothing was scored
             cur.execute("delete from calibration.rescore_pending where cnt = %s", (cnt,))
             return 0
         cols = ", ".join(f'"{c}"' for c in view if c in table)
-        cur.execute(INDICES_LOCK_SQL)
+        # Every row up to the advance's high-water mark has been scored once (one serial
+        # writer: no smaller _load_seq can appear later); those are the rows to score again.
         cur.execute(f"select coalesce(max(_load_seq), 0) from {TABLE}")
         (mark,) = cur.fetchone()
-        cur.execute(f"delete from {TABLE} where cnt = %s and _load_seq <= %s", (cnt, mark))
         cur.execute(
-            f"insert into {TABLE} ({cols}) select {cols} from {VIEW}"
+            f"create temporary table pulse_rescored on commit drop as select {cols} from {VIEW}"
             " where cnt = %s and _load_seq <= %s",
             (cnt, mark),
         )
         rescored = cur.rowcount
-        cur.execute(DROP_TOMBSTONED_SQL)
+        # The state's lock first: waiting for a dbt tick (1-2 s) while holding the indices'
+        # lock would stop the advance as long. Nothing holds the indices' lock while it
+        # waits for the state's, so this order cannot deadlock.
         cur.execute(STATE_LOCK_SQL)
+        cur.execute(INDICES_LOCK_SQL)
+        cur.execute(f"delete from {TABLE} where cnt = %s and _load_seq <= %s", (cnt, mark))
+        cur.execute(f"insert into {TABLE} ({cols}) select {cols} from pulse_rescored")
+        cur.execute(DROP_TOMBSTONED_SQL)
         cur.execute("insert into calibration.rescored_countries (cnt) values (%s)", (cnt,))
         # done: the calibration's marker goes in the same transaction (indices/calibrate.py)
         cur.execute("delete from calibration.rescore_pending where cnt = %s", (cnt,))
     return rescored
 
 
+def _app_name() -> str:
+    """The calibrate job's session name when run by `pulse run` (PGAPPNAME, see
+    realtime/priority.py: its backends are then lowered like the job), else our own."""
+    return os.environ.get("PGAPPNAME") or "pulse-rescore"
+
+
 def rescore_countries(warehouse_url: str, countries: list[str], progress=print) -> dict[str, int]:
     """Rescore each country in its own transaction; {country: rows rescored}."""
     done = {}
     ensure_calibration_tables(warehouse_url)  # the queue: a rescore also works before dbt ran
-    conn = psycopg2.connect(warehouse_url, application_name="pulse-rescore")
+    conn = psycopg2.connect(warehouse_url, application_name=_app_name())
     try:
         for cnt in countries:
             started = time.perf_counter()
