@@ -1,20 +1,28 @@
 """Issue 14's precision target on simulated GPCM answers of realistic size: HOMEPOS within 0.01
-for ≥ 99% of students once calibrated. NOT MET at 5,000 rows; this test pins the level measured.
+for ≥ 99% of students once calibrated. NOT MET at 5,000 rows, and not reachable there by any
+consistent estimator; this test pins the level measured.
 
 Recipe (as tests/indices/test_homepos_model.py's recovery tests): 5,000 Italy-like students,
 θ resampled from Italy's official HOMEPOS by weight, answers to the 25 HOMEPOS items (16
 binary, 8 four-category, 1 six-category; docs/indices.md) drawn from the GPCM with Italy's
 true block, Italy's real missingness copied. The block is then calibrated by MML exactly as
-the job does at that size (`fit_mml`, population "auto" = normal below 10,000 rows, the 19
-international items fixed), and each student's WLE with the fitted block is compared with
-the WLE with the true block (the sampling error of θ itself is the same on both sides, so
-this isolates the error of the calibration).
+the job does at that size (`fit_mml`, population "auto" = free-form from 4,500 scorable rows,
+the 19 international items fixed), and each student's WLE with the fitted block is compared
+with the WLE with the true block (the sampling error of θ itself is the same on both sides,
+so this isolates the error of the calibration).
 
-Measured 2026-12-02 (docs/indices-results.md, "HOMEPOS calibrated by MML"): within 0.01 for
-52.3% / 61.8% / 53.7% of students (seeds 1/2/3), within 0.05 for 99.5–99.9%, mean bias ≤
-0.006. Target 99% within 0.01: shortfall ~40 points. The cause is the estimation error of the
-six block parameters from 5,000 answers (a 0.01 WLE shift is a very small parameter error;
-larger samples: 75–79% at 10,000, 95% at 20,000 and 50,000, free-form population).
+Measured 2026-12-08 (docs/indices-results.md, "HOMEPOS calibrated by MML"): within 0.01 for
+58.2% / 76.0% / 65.4% of students (seeds 1/2/3; the normal population used before gave 52.3% /
+61.8% / 53.7%), within 0.05 for 99.8–100%. Target 99% within 0.01: shortfall ~25–40 points.
+
+Why: the "plateau" once seen at 20,000 and 50,000 rows was the normal-population bias (it
+converges 5 standard errors away from the true block: 75% within 0.01 at 50,000) plus
+single-seed luck for the free-form fit, which converges to the truth (its error at 50,000
+rows is what the Fisher information predicts, and equals the error of the MLE that knows the
+true population). The limit at 5,000 rows: the Fisher information of the six block
+parameters, propagated to the WLE, lets an efficient estimator that even knows the θ
+distribution reach 67% within 0.01 on average (5–95%: 47–89%); ≥ 99% in 1% of samples.
+Reaching 99% on average takes ~50,000–100,000 rows.
 """
 
 from __future__ import annotations
@@ -28,7 +36,30 @@ from pisa_pulse.loader.raw_fixture import pool_rows
 
 N_STUDENTS = 5_000
 TARGET_WITHIN_001 = 0.99  # issue 14 — not met at this size, see the module docstring
-MEASURED_WITHIN_001 = 0.50  # lowest of the three seeds measured (52.3%), rounded down
+MEASURED_WITHIN_001 = 0.55  # lowest of the three seeds measured (58.2%), rounded down
+
+# Per-row standard errors of the block parameters (log a, b1… per item, in homepos_fit's
+# packing order) from the Fisher information at the true block with the θ distribution known
+# (the mean outer product of per-row scores over 100,000 simulated students, 2026-12-08); the
+# standard error at n rows is this / √n. Known population = an optimistic (small) error.
+FISHER_SE_PER_ROW = np.array(
+    [
+        2.95,
+        1.306,
+        2.907,
+        1.328,
+        3.826,
+        2.387,
+        3.603,
+        2.076,
+        4.235,
+        4.948,
+        2.915,
+        15.061,
+        2.44,
+        3.432,
+    ]
+)
 
 
 def _simulated(n: int, seed: int) -> tuple[np.ndarray, hm.ItemParams]:
@@ -47,19 +78,24 @@ def _precision(n: int, seed: int) -> dict:
     scores, truth = _simulated(n, seed)
     assert scores.shape == (n, len(hm.ITEMS)) == (n, 25)
     fit = homepos_fit.fit_mml(scores, None, hm.load_params("DEFAULT"))
-    assert fit.success and fit.population == "normal"
+    assert fit.success and fit.population == "free"
     true_wle, ours = hm.wle(scores, truth), hm.wle(scores, fit.params)
     assert np.array_equal(np.isnan(true_wle), np.isnan(ours))
     gap = np.abs(ours - true_wle)[~np.isnan(true_wle)]
+    error = homepos_fit._pack(fit.params) - homepos_fit._pack(truth)
     return {
         "scored": int(gap.size),
         "within_001": float(np.mean(gap <= 0.01)),
         "within_005": float(np.mean(gap <= 0.05)),
         "bias": float(np.mean((ours - true_wle)[~np.isnan(true_wle)])),
+        "max_z": float(np.max(np.abs(error) / (FISHER_SE_PER_ROW / np.sqrt(n)))),
     }
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+# ~40 s per seed with the free-form population on the shared machine: seed 1 always, 2 and 3 slow.
+@pytest.mark.parametrize(
+    "seed", [1, pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.slow)]
+)
 def test_mml_precision_on_5000_simulated_students(seed):
     figures = _precision(N_STUDENTS, seed)
     print(
@@ -71,3 +107,15 @@ def test_mml_precision_on_5000_simulated_students(seed):
     assert figures["within_001"] >= MEASURED_WITHIN_001
     assert figures["within_005"] >= 0.99
     assert abs(figures["bias"]) <= 0.01
+
+
+@pytest.mark.slow
+def test_mml_converges_to_the_true_block_at_50000_students():
+    """At 50,000 rows the fitted block is within sampling error of the truth: every block
+    parameter within 4 Fisher standard errors (a normal population fails this: 5.1 on the
+    first item's log a, measured 2026-12-08), and the WLEs follow (≥ 90% within 0.01)."""
+    figures = _precision(50_000, seed=1)
+    print(f"MML on 50,000 simulated GPCM students (seed 1): {figures}")
+    assert figures["max_z"] <= 4.0
+    assert figures["within_001"] >= 0.9 and figures["within_005"] >= 0.999
+    assert abs(figures["bias"]) <= 0.002

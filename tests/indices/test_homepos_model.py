@@ -180,6 +180,6 @@ def test_mml_precision_grows_with_sample_size():
     small, large = _recovery(2000, seed=3), _recovery(20000, seed=3)
     print(f"MML recovery, 2,000: {small}; 20,000: {large}")
     assert large["within_001"] > small["within_001"]
-    # From 10,000 rows the population is estimated free-form: no shape bias left.
+    # From 4,500 scorable rows the population is estimated free-form: no shape bias left.
     assert large["within_001"] >= 0.9 and large["within_005"] >= 0.999
     assert abs(large["bias"]) <= 0.002

@@ -26,7 +26,14 @@ from pisa_pulse.indices.homepos_model import (
     warm_terms,
 )
 
-FREE_POPULATION_MIN_ROWS = 10_000
+# From this many scorable rows the population is estimated free-form. Measured on simulated
+# Italy-like answers (docs/indices-results.md, "HOMEPOS calibrated by MML", 2026-12-08): the
+# normal shape is biased (at 50,000 rows it converges 5 standard errors away from the true
+# block: 75% of WLEs within 0.01) and free-form beats it at 5,000 rows (all scorable) on 3
+# of 3 seeds (58/76/65% vs 52/62/54% within 0.01); at 3,500 rows normal is better on 2 of 3
+# (68/56/42% vs 63/45/52%) and at 2,000 on 2 of 3: there the free shape's sampling noise
+# costs more than the normal's bias.
+FREE_POPULATION_MIN_ROWS = 4_500
 BLOCK_INDEX = np.array([ITEMS.index(item) for item in NATIONAL_BLOCK])
 
 
@@ -115,9 +122,10 @@ def fit_mml(
     """Marginal ML of the block and of the country's θ distribution, international items fixed.
 
     `population` is "free" (a discrete distribution on the grid, estimated jointly: no shape
-    is imposed, which removes the bias a wrong normal shape causes), "normal", or "auto":
-    free from FREE_POPULATION_MIN_ROWS rows on (below, its extra freedom costs more in
-    sampling noise than the normal shape costs in bias; see docs/homepos.md).
+    is imposed, which removes the bias a wrong normal shape causes; the fit then converges to
+    the true block as the rows grow), "normal", or "auto": free from FREE_POPULATION_MIN_ROWS
+    rows on (below, its extra freedom costs more in sampling noise than the normal shape
+    costs in bias; see docs/homepos.md and docs/indices-results.md).
 
     The gradient is analytic: Σ_i w_i Σ_q posterior_iq ∂ log p(x_i, θ_q), which for each block
     item only needs the posterior mass R[q, x] of the rows answering x.
