@@ -346,7 +346,7 @@ def test_a_tooltip_persists_across_a_poll(site, page):
 
 
 def test_a_provisional_escs_is_marked_on_the_map(site, page):
-    """forage_escs.escs_provisional (HOMEPOS not yet calibrated) reaches the map: a dashed
+    """forage_escs.escs_provisional (HOMEPOS not yet final) reaches the map: a dashed
     outline, the tooltip, the note and the table say so; Forage's JSON keeps its shape."""
     base, url, data, _publisher, _home, _ = site
     country = next(c for c, v, *_ in data["forage_escs"] if v is not None and c in ("FRA", "ITA"))

@@ -19,7 +19,7 @@
   let world = null;
   let showAllBars = false;
   let mapValues = new Map(); // map feature id → the published row (read by the tooltips)
-  // Countries whose ESCS is provisional (their HOMEPOS not yet calibrated): the published mart
+  // Countries whose ESCS is provisional (their HOMEPOS not yet final: not calibrated, or its rows still being rescored): the published mart
   // forage_escs.escs_provisional, read from Datasette's table JSON every 5 s, so Forage's own
   // JSON keeps the shape GEI specified.
   const PROVISIONAL = "/pulse/forage_escs.json?_shape=array&_col=country&escs_provisional=1&_size=max";
@@ -231,7 +231,7 @@
         .call(tooltip, (f) => {
           const d = mapValues.get(f.id);
           if (!d) return `${f.properties.name}: no data`;
-          return `${label(d.id)}: mean ESCS ${d.value}` + (provisional.has(d.id) ? " (provisional: home possessions not yet calibrated)" : "");
+          return `${label(d.id)}: mean ESCS ${d.value}` + (provisional.has(d.id) ? " (provisional: home possessions not yet final)" : "");
         }))
       .attr("d", d3.geoPath(projection))
       .attr("fill", (f) => (values.has(f.id) ? color(values.get(f.id).value) : NO_DATA))
@@ -257,8 +257,8 @@
     const missing = rows.filter((d) => !world.features.some((f) => f.id === (MAP_ALIASES[d.id] || d.id)));
     const interim = rows.filter((d) => provisional.has(d.id));
     el("note-map").textContent = (missing.length ? `Too small for the 1:110m map (see the table): ${missing.map((d) => `${nameOf(d.id)} ${d.value}`).join(", ")}. ` : "") +
-      (interim.length > 8 ? `Provisional ESCS for ${interim.length} countries (home possessions not yet calibrated; dashed outline, listed in the table).`
-        : interim.length ? `Provisional ESCS (home possessions not yet calibrated; dashed outline): ${interim.map((d) => nameOf(d.id)).join(", ")}.` : "");
+      (interim.length > 8 ? `Provisional ESCS for ${interim.length} countries (home possessions not yet final; dashed outline, listed in the table).`
+        : interim.length ? `Provisional ESCS (home possessions not yet final; dashed outline): ${interim.map((d) => nameOf(d.id)).join(", ")}.` : "");
     root.attr("aria-label", `World map of mean ESCS, ${rows.length} countries with data` +
       (rows.length ? `; from ${d3.min(rows, (d) => d.value)} to ${d3.max(rows, (d) => d.value)}` : ""));
     return rows.length > 0;
