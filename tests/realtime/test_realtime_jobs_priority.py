@@ -19,7 +19,10 @@ from pisa_pulse.realtime.priority import NICE, app_name
 SESSION = """
 import os, sys, time, psycopg2
 conn = psycopg2.connect(sys.argv[1])  # libpq names the session from PGAPPNAME
-conn.cursor().execute("select pg_sleep(30)")
+cur = conn.cursor()
+cur.execute("show max_parallel_workers_per_gather")  # libpq's PGOPTIONS
+print("parallel workers per gather:", cur.fetchone()[0], flush=True)
+cur.execute("select pg_sleep(30)")
 """
 
 
@@ -49,6 +52,9 @@ def test_a_job_and_its_backend_run_at_the_lowest_priority(fresh_db, tmp_path):
             backend = _backend(url, app_name("build"))
         assert psutil.Process(scheduler._current.pid).nice() == NICE
         assert psutil.Process(backend).ionice().ioclass == psutil.IOPRIO_CLASS_IDLE
+        # no parallel workers, which would start at normal priority
+        log = (tmp_path / "logs" / "job-build.log").read_text()
+        assert "parallel workers per gather: 0" in log, log
         # the loop's own sessions keep their priority
         other = psycopg2.connect(url, application_name="pulse-loop")
         pid = _backend(url, "pulse-loop")

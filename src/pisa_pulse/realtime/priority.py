@@ -28,9 +28,23 @@ def app_name(job: str) -> str:
     return APP_PREFIX + job
 
 
+# A job's session runs its queries without parallel workers: the workers are new backends at
+# normal priority until the watcher finds them (up to `interval` later), and the slow job's
+# big scans (tests over every row, the reconciliation mart) would start one or two per query
+# per dbt thread beside the loop. Its own backend, lowered, does the whole query instead.
+JOB_PGOPTIONS = "-c max_parallel_workers_per_gather=0"
+
+
 def job_env(job: str, env: dict[str, str]) -> dict[str, str]:
-    """The job's environment: its sessions carry its name."""
-    return {**env, "PGAPPNAME": app_name(job), "PULSE_WH_APPNAME": app_name(job)}
+    """The job's environment: its sessions carry its name and use no parallel workers
+    (libpq's PGOPTIONS; dbt's connections too, as profiles.yml sets no `options`)."""
+    options = " ".join(o for o in (env.get("PGOPTIONS", ""), JOB_PGOPTIONS) if o)
+    return {
+        **env,
+        "PGAPPNAME": app_name(job),
+        "PULSE_WH_APPNAME": app_name(job),
+        "PGOPTIONS": options,
+    }
 
 
 def lower(pid: int) -> bool:
