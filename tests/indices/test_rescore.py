@@ -39,14 +39,21 @@ def _land_calibration(world: MartsWorld, cnt: str, block_of: str) -> None:
     world.dbt_in_process("run", "--select", "int_homepos_params")
 
 
-@pytest.fixture(scope="module")
-def worlds(pg_server, tmp_path_factory):
-    world = MartsWorld.create(pg_server, tmp_path_factory.mktemp("rescore"), prefix="rescore")
+def built_world(server: str, tmp, prefix: str) -> tuple[MartsWorld, list[dict]]:
+    """A world with the real rows loaded and built; and 'ALB' (France's rows, new ids), not
+    loaded yet."""
+    world = MartsWorld.create(server, tmp, prefix=prefix)
     rows = [dict(r, _id=i + 1) for i, r in enumerate(pool_rows())]
     albania = [dict(r, CNT="ALB", _id=ALB_OFFSET + r["_id"]) for r in rows if r["CNT"] == "FRA"]
     world.dbt_in_process("seed")
     world.dbt_in_process("run")
     world.insert(rows)
+    return world, albania
+
+
+@pytest.fixture(scope="module")
+def worlds(pg_server, tmp_path_factory):
+    world, albania = built_world(pg_server, tmp_path_factory.mktemp("rescore"), "rescore")
     world.insert(albania[:200], drop_official=COUNTRY_DEPENDENT_INDICES)
     world.dbt_in_process(*REALTIME)
 

@@ -19,7 +19,7 @@ from pisa_pulse.core.names import TRY_INDICES_LOCK_SQL
 from pisa_pulse.indices.rescore import rescore_countries
 from pisa_pulse.loader.raw_fixture import pool_rows
 from pisa_pulse.sim.pool import COUNTRY_DEPENDENT_INDICES
-from tests.indices.test_rescore import ALB_OFFSET, COMPARED, _land_calibration
+from tests.indices.test_rescore import COMPARED, _land_calibration, built_world
 from tests.support.marts_world import REALTIME, MartsWorld
 
 
@@ -54,12 +54,7 @@ def _wait_for_rescore_waiting(world: MartsWorld, lock_kind: str, like: str) -> N
 
 @pytest.fixture(scope="module")
 def worlds(pg_server, tmp_path_factory):
-    world = MartsWorld.create(pg_server, tmp_path_factory.mktemp("relock"), prefix="relock")
-    rows = [dict(r, _id=i + 1) for i, r in enumerate(pool_rows())]
-    albania = [dict(r, CNT="ALB", _id=ALB_OFFSET + r["_id"]) for r in rows if r["CNT"] == "FRA"]
-    world.dbt_in_process("seed")
-    world.dbt_in_process("run")
-    world.insert(rows)
+    world, albania = built_world(pg_server, tmp_path_factory.mktemp("relock"), "relock")
     world.insert(albania, drop_official=COUNTRY_DEPENDENT_INDICES)
     world.dbt_in_process(*REALTIME)
     _land_calibration(world, "ALB", block_of="FRA")
