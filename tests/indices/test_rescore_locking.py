@@ -4,8 +4,8 @@ source between the scoring and the copy is still dropped (its tombstone), so the
 equals a rebuild from nothing.
 
 Made deterministic with locks held by the test: an ACCESS EXCLUSIVE lock on raw.responses
-stops the rescore inside its scoring; the indices' own advisory lock, held as the advance
-holds it, stops the rescore between its scoring and its copy.
+stops the rescore inside its scoring; the state's advisory lock, held as a dbt tick holds
+it, stops the rescore between its scoring and its copy.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from pisa_pulse.core.names import TRY_INDICES_LOCK_SQL
+from pisa_pulse.core.names import STATE_LOCK_SQL, TRY_INDICES_LOCK_SQL
 from pisa_pulse.indices.rescore import rescore_countries
 from pisa_pulse.loader.raw_fixture import pool_rows
 from pisa_pulse.sim.pool import COUNTRY_DEPENDENT_INDICES
@@ -79,15 +79,14 @@ def worlds(pg_server, tmp_path_factory):
     observed["first"] = out
 
     # 2. Again (a refit of the same block), now stopped between its scoring and its copy by
-    #    the indices' lock, held as the advance holds it; meanwhile one scored row is deleted
+    #    the state's lock, held as a dbt tick holds it; meanwhile one scored row is deleted
     #    at its source, as the loader records it (row and tombstone in one transaction).
     world.execute("insert into calibration.rescore_pending (cnt) values ('ALB')")
     holder = world.connect()
     with holder.cursor() as cur:
-        cur.execute(TRY_INDICES_LOCK_SQL)
-        assert cur.fetchone()[0]
+        cur.execute(STATE_LOCK_SQL)
     thread, out = _rescore_in_thread(world)
-    _wait_for_rescore_waiting(world, "advisory", "%pulse_lock_student_indices%")
+    _wait_for_rescore_waiting(world, "advisory", "%pulse_lock_country_state%")
     observed["deleted"] = world.delete("cnt = 'ALB' and id = %s", (albania[0]["_id"],))
     holder.rollback()
     holder.close()

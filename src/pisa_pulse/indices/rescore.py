@@ -71,11 +71,15 @@ def rescore_country(conn, cnt: str) -> int:
         if not table or not view:  # dbt has not built the model yet: nothing was scored
             cur.execute("delete from calibration.rescore_pending where cnt = %s", (cnt,))
             return 0
-        cols = ", ".join(f'"{c}"' for c in view if c in table)
-        # Every row up to the advance's high-water mark has been scored once (one serial
-        # writer: no smaller _load_seq can appear later); those are the rows to score again.
+        # The advance's high-water mark, read under its lock in a transaction of its own: an
+        # advance in flight (which may have scored with the old block) commits first, so its
+        # rows fall at or below the mark, and every later advance scores with the new block.
+        # One serial writer: no smaller _load_seq appears later.
+        cur.execute(INDICES_LOCK_SQL)
         cur.execute(f"select coalesce(max(_load_seq), 0) from {TABLE}")
         (mark,) = cur.fetchone()
+    with conn, conn.cursor() as cur:
+        cols = ", ".join(f'"{c}"' for c in view if c in table)
         cur.execute(
             f"create temporary table pulse_rescored on commit drop as select {cols} from {VIEW}"
             " where cnt = %s and _load_seq <= %s",
